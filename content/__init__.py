@@ -1,0 +1,1 @@
+"""The plan's content: YAML files in this folder, their schema and their loader."""
