@@ -1,0 +1,1 @@
+"""Persistence: users, the inquiry log and the database they live in."""

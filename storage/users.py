@@ -1,0 +1,68 @@
+"""Users, known by pseudonym only, and deleting what the assistant holds about one."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, select, update
+
+from storage.db import Database
+from storage.models import Inquiry, User, utcnow
+
+LAST_SEEN_RESOLUTION = timedelta(minutes=10)
+
+
+class Pseudonymizer:
+    """Turns a channel's user id into a stable keyed hash; the raw id is never stored."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 16:
+            raise ValueError("the pseudonymisation key must be at least 16 bytes")
+        self._key = key
+
+    def __call__(self, channel: str, user_id: str) -> str:
+        message = f"{channel}:{user_id}".encode()
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    pseudonym: str
+    channel: str
+    lang: str
+    is_new: bool
+
+
+class UserStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def seen(self, pseudonym: str, channel: str, lang: str) -> UserRecord:
+        """The user, created on first contact with `lang`; marks them as seen now."""
+        now = utcnow()
+        async with self.db.session.begin() as session:
+            user = await session.scalar(select(User).where(User.pseudonym == pseudonym))
+            if user is None:
+                session.add(User(pseudonym=pseudonym, channel=channel, lang=lang, created_at=now, last_seen_at=now))
+                return UserRecord(pseudonym, channel, lang, is_new=True)
+            if now - _aware(user.last_seen_at) > LAST_SEEN_RESOLUTION:
+                user.last_seen_at = now
+            return UserRecord(pseudonym, user.channel, user.lang, is_new=False)
+
+    async def set_lang(self, pseudonym: str, lang: str) -> None:
+        async with self.db.session.begin() as session:
+            await session.execute(update(User).where(User.pseudonym == pseudonym).values(lang=lang))
+
+    async def forget(self, pseudonym: str) -> None:
+        """Delete the user and everything logged under their pseudonym."""
+        async with self.db.session.begin() as session:
+            await session.execute(delete(Inquiry).where(Inquiry.user_pseudonym == pseudonym))
+            await session.execute(delete(User).where(User.pseudonym == pseudonym))
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; they were stored as UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
