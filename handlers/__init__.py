@@ -1,0 +1,1 @@
+"""The conversation core: what the assistant says, independent of any channel."""

@@ -1,0 +1,51 @@
+"""Button payloads: a small grammar, parsed strictly so a forged payload is just 'unknown'.
+
+Payloads stay well under Telegram's 64-byte callback_data limit.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from content.schema import LANGS
+
+_PATTERN = re.compile(r"^(?P<name>[a-z_]{1,16})(?::(?P<arg>[a-z0-9_]{1,16}))?$")
+_NUMBERED = {"plan", "m"}
+_SIMPLE = {"home", "plans", "targets", "help", "forget", "forget_yes", "forget_no", "lang_menu"}
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    number: int | None = None
+    arg: str | None = None
+
+
+def parse_action(payload: str | None) -> Action | None:
+    """The action a button payload names, or None when the payload is not one of ours."""
+    if not payload or len(payload) > 64:
+        return None
+    found = _PATTERN.match(payload)
+    if not found:
+        return None
+    name, arg = found["name"], found["arg"]
+    if name in _SIMPLE and arg is None:
+        return Action(name)
+    if name in _NUMBERED and arg is not None and arg.isdigit() and len(arg) <= 3:
+        return Action(name, number=int(arg))
+    if name == "lang" and arg in LANGS:
+        return Action(name, arg=arg)
+    return None
+
+
+def plan_action(number: int) -> str:
+    return f"plan:{number}"
+
+
+def measure_action(number: int) -> str:
+    return f"m:{number}"
+
+
+def lang_action(lang: str) -> str:
+    return f"lang:{lang}"

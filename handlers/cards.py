@@ -1,0 +1,167 @@
+"""The assistant's screens: menus, measure cards and the city targets, as channel-neutral replies."""
+
+from __future__ import annotations
+
+from content.loader import Content
+from content.schema import Measure
+from handlers.actions import lang_action, measure_action, plan_action
+from handlers.i18n import LANGUAGE_NAMES, format_figure, gettext_for
+from handlers.replies import Button, Reply
+
+DOCUMENT = "威政办字〔2025〕8号"
+
+
+def nav_row(lang: str, back: str | None = None) -> list[Button]:
+    _ = gettext_for(lang)
+    row = [Button(_("« Back"), back)] if back else []
+    row.append(Button(_("Main menu"), "home"))
+    return row
+
+
+def main_menu(lang: str, greeting: bool = False) -> Reply:
+    _ = gettext_for(lang)
+    text = _("What would you like to do? Pick a topic below, or just type your question.")
+    if greeting:
+        text = _(
+            'Hello! I am the "Entrepreneurship Weihai" assistant. I explain the 24 measures of '
+            "Weihai's startup action plan ({document}): loans, investment, workspaces, mentors, "
+            "training, talent programmes, competitions and more.\n\n"
+            "Pick a topic below, or type your question, for example: "
+            '"I want a loan to open a shop".'
+        ).format(document=DOCUMENT)
+    buttons = [
+        [Button(_("Browse the 7 plans"), "plans")],
+        [Button(_("City targets to 2026"), "targets")],
+        [Button(_("Help"), "help"), Button(_("Language"), "lang_menu")],
+    ]
+    return Reply(text, buttons)
+
+
+def help_reply(lang: str) -> Reply:
+    _ = gettext_for(lang)
+    text = _(
+        "How to use this assistant:\n"
+        "• /start shows the main menu.\n"
+        "• Browse the 7 plans and their 24 measures with the buttons.\n"
+        "• /m7 opens measure 7 directly (any number from 1 to 24).\n"
+        "• Type a question in your own words.\n"
+        "• /targets shows the city's targets to 2026.\n"
+        "• /lang changes the language.\n"
+        "• /forget deletes what this assistant holds about you.\n\n"
+        "The answers summarise the action plan {document}. They are guidance, not a decision: "
+        "the department named on each measure decides."
+    ).format(document=DOCUMENT)
+    return Reply(text, [nav_row(lang)])
+
+
+def plans_menu(content: Content, lang: str) -> Reply:
+    _ = gettext_for(lang)
+    buttons = [
+        [Button(f"{plan.number}. {plan.short_name.get(lang)}", plan_action(plan.number))]
+        for plan in content.plans.values()
+    ]
+    buttons.append(nav_row(lang))
+    return Reply(_("The action plan has 7 plans. Which one interests you?"), buttons)
+
+
+def plan_menu(content: Content, number: int, lang: str) -> Reply:
+    _ = gettext_for(lang)
+    plan = content.plans[number]
+    lines = [plan.name.get(lang), "", plan.summary.get(lang), "", _("Its measures:")]
+    buttons = []
+    for measure in content.measures_of(number):
+        lines.append(f"{measure.number}. {measure.title.get(lang)}")
+        buttons.append([Button(f"{measure.number}. {measure.title.get(lang)}", measure_action(measure.number))])
+    buttons.append(nav_row(lang, back="plans"))
+    return Reply("\n".join(lines), buttons)
+
+
+def measure_card(content: Content, measure: Measure, lang: str) -> Reply:
+    _ = gettext_for(lang)
+    plan = content.plans[measure.plan]
+    lines = [
+        measure.title.get(lang),
+        _("Measure {number} · {plan}").format(number=measure.number, plan=plan.name.get(lang)),
+        "",
+        measure.summary.get(lang),
+        "",
+        _("Who it is for: {audience}").format(audience=measure.audience.get(lang)),
+        "",
+        _("What it offers:"),
+        *(f"• {offer.get(lang)}" for offer in measure.offers),
+    ]
+    if measure.figures:
+        lines += ["", _("Figures and targets:"), *(f"• {format_figure(f, lang)}" for f in measure.figures)]
+    lines += ["", *department_lines(content, measure, lang), "", *where_to_ask(content, measure, lang)]
+    lines += ["", *source_lines(measure.source.text, plan.name.get(lang), measure.number, lang)]
+    return Reply("\n".join(lines), [nav_row(lang, back=plan_action(measure.plan))])
+
+
+def department_lines(content: Content, measure: Measure, lang: str) -> list[str]:
+    _ = gettext_for(lang)
+    depts = measure.departments
+    sep = _(", ")
+    lines = [_("Responsible departments:")]
+    if depts.lead:
+        lines.append(_("Lead: {names}").format(names=sep.join(content.department_names(depts.lead, lang))))
+    if depts.support:
+        lines.append(_("Supporting: {names}").format(names=sep.join(content.department_names(depts.support, lang))))
+    if depts.shared:
+        names = sep.join(content.department_names(depts.shared, lang))
+        lines.append(_("Sharing the work: {names}").format(names=names))
+    return lines
+
+
+def where_to_ask(content: Content, measure: Measure, lang: str) -> list[str]:
+    """Contacts filled in by admins; while there are none, the department to ask instead."""
+    _ = gettext_for(lang)
+    contacts = measure.contacts
+    lines = [_("Where to ask:")]
+    if contacts.is_empty():
+        names = _(", ").join(content.department_names(measure.departments.responsible(), lang))
+        lines.append(
+            _(
+                "No contact point has been published for this measure yet. Ask {departments}, "
+                "or your nearest employment and startup service station (就业创业服务站)."
+            ).format(departments=names)
+        )
+        return lines
+    if contacts.where_to_apply:
+        lines.append(_("Where to apply: {value}").format(value=contacts.where_to_apply.get(lang)))
+    if contacts.address:
+        lines.append(_("Address: {value}").format(value=contacts.address.get(lang)))
+    if contacts.phone:
+        lines.append(_("Phone: {value}").format(value=contacts.phone))
+    if contacts.website:
+        lines.append(_("Website: {value}").format(value=contacts.website))
+    if contacts.note:
+        lines.append(contacts.note.get(lang))
+    return lines
+
+
+def source_lines(official_text: str, part: str, number: int | None, lang: str) -> list[str]:
+    _ = gettext_for(lang)
+    if number is None:
+        where = _('Source: "Entrepreneurship Weihai" action plan ({document}), preamble.')
+    else:
+        where = _('Source: "Entrepreneurship Weihai" action plan ({document}), {part}, measure {number}.')
+    return [
+        where.format(document=DOCUMENT, part=part, number=number),
+        _("Official text: “{text}”").format(text=official_text),
+    ]
+
+
+def targets_card(content: Content, lang: str) -> Reply:
+    _ = gettext_for(lang)
+    targets = content.targets
+    lines = [targets.title.get(lang), "", targets.intro.get(lang)]
+    lines += [f"• {format_figure(figure, lang)}" for figure in targets.targets]
+    lines += [f"• {commitment.text.get(lang)}" for commitment in targets.commitments]
+    lines += ["", *source_lines(targets.source.text, "", None, lang)]
+    return Reply("\n".join(lines), [nav_row(lang)])
+
+
+def language_menu(lang: str) -> Reply:
+    _ = gettext_for(lang)
+    buttons = [[Button(name, lang_action(code)) for code, name in LANGUAGE_NAMES.items()], nav_row(lang)]
+    return Reply(_("Choose your language:"), buttons)

@@ -1,0 +1,230 @@
+"""The conversation core: one place that turns what a user sends into replies, for every channel."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from content.loader import Content
+from content.store import ContentStore
+from handlers import cards
+from handlers.actions import Action, parse_action
+from handlers.i18n import DEFAULT_LANG, gettext_for, normalize_lang
+from handlers.replies import MAX_TEXT_CHARS, Button, Incoming, Reply
+from storage.inquiry_log import InquiryLog, InquiryRecord
+from storage.users import Pseudonymizer, UserStore
+
+log = logging.getLogger(__name__)
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_COMMAND = re.compile(r"^/(?P<name>[A-Za-z0-9_]{1,32})(?:@\S+)?(?:\s+(?P<arg>.*))?$", re.S)
+_MEASURE_COMMAND = re.compile(r"^m(\d{1,3})$")
+
+
+def printable(text: str) -> str:
+    """The text without control characters (PostgreSQL refuses NUL; none of them means anything here)."""
+    return _CONTROL.sub("", text)
+
+
+@dataclass
+class Turn:
+    """One message being answered: who sent it, in which language, against which content."""
+
+    channel: str
+    pseudonym: str
+    lang: str
+    content: Content
+    inquiries: InquiryLog
+
+    def log(self, kind: str, text: str | None = None, **fields: Any) -> None:
+        if text is not None:
+            fields["text"] = printable(text)
+        self.inquiries.record(
+            InquiryRecord(channel=self.channel, user_pseudonym=self.pseudonym, lang=self.lang, kind=kind, **fields)
+        )
+
+
+Handler = Callable[[Turn, Action], Awaitable[list[Reply]]]
+
+
+class Assistant:
+    def __init__(
+        self,
+        content: ContentStore,
+        users: UserStore,
+        inquiries: InquiryLog,
+        pseudonymize: Pseudonymizer,
+        default_lang: str = DEFAULT_LANG,
+    ) -> None:
+        self.content = content
+        self.users = users
+        self.inquiries = inquiries
+        self.pseudonymize = pseudonymize
+        self.default_lang = default_lang
+        self._actions: dict[str, Handler] = {
+            "home": self._home,
+            "plans": self._plans,
+            "plan": self._plan,
+            "m": self._measure,
+            "targets": self._targets,
+            "help": self._help,
+            "lang_menu": self._language_menu,
+            "lang": self._set_language,
+            "forget": self._forget_ask,
+            "forget_yes": self._forget_confirmed,
+            "forget_no": self._forget_cancelled,
+        }
+        self._commands: dict[str, str] = {
+            "start": "home",
+            "menu": "home",
+            "plans": "plans",
+            "targets": "targets",
+            "help": "help",
+            "lang": "lang_menu",
+            "language": "lang_menu",
+            "forget": "forget",
+        }
+
+    async def handle(self, incoming: Incoming) -> list[Reply]:
+        """All replies to one incoming message or button press."""
+        pseudonym = self.pseudonymize(incoming.channel, incoming.user_id)
+        hinted = normalize_lang(incoming.language) or self.default_lang
+        user = await self.users.seen(pseudonym, incoming.channel, hinted)
+        turn = Turn(incoming.channel, pseudonym, user.lang, self.content.current, self.inquiries)
+        if incoming.action is not None:
+            return await self._on_button(turn, incoming.action)
+        text = printable(incoming.text).strip()
+        if text.startswith("/"):
+            return await self._on_command(turn, text)
+        return await self._on_text(turn, text)
+
+    async def _on_button(self, turn: Turn, payload: str) -> list[Reply]:
+        action = parse_action(payload)
+        if action is None or not self._exists(turn.content, action):
+            turn.log("invalid_button", answered=False)
+            _ = gettext_for(turn.lang)
+            return [cards.main_menu(turn.lang).after(_("Sorry, that button is out of date."))]
+        return await self._actions[action.name](turn, action)
+
+    async def _on_command(self, turn: Turn, text: str) -> list[Reply]:
+        found = _COMMAND.match(text)
+        name = found["name"].lower() if found else ""
+        arg = (found["arg"] or "").strip() if found else ""
+        if name == "start" and arg:
+            return await self._deep_link(turn, arg)
+        measure = _MEASURE_COMMAND.match(name)
+        if measure:
+            return await self._measure(turn, Action("m", number=int(measure[1])))
+        if name == "lang" and normalize_lang(arg):
+            return await self._set_language(turn, Action("lang", arg=normalize_lang(arg)))
+        if name in self._commands:
+            return await self._actions[self._commands[name]](turn, Action(self._commands[name]))
+        turn.log("unknown_command", text=text[:200], answered=False)
+        _ = gettext_for(turn.lang)
+        return [cards.help_reply(turn.lang).after(_("Sorry, I do not know that command."))]
+
+    async def _on_text(self, turn: Turn, text: str) -> list[Reply]:
+        _ = gettext_for(turn.lang)
+        if not text:
+            text = _("I can only read text. Please type your question, or use the menu.")
+            return [Reply(text, [cards.nav_row(turn.lang)])]
+        if len(text) > MAX_TEXT_CHARS:
+            turn.log("question", text=text[:MAX_TEXT_CHARS], answered=False)
+            return [
+                Reply(
+                    _("That message is too long for me. Please ask in a sentence or two."),
+                    [cards.nav_row(turn.lang)],
+                )
+            ]
+        return await self.answer_question(turn, text)
+
+    async def answer_question(self, turn: Turn, text: str) -> list[Reply]:
+        _ = gettext_for(turn.lang)
+        turn.log("question", text=text, answered=False, results=[])
+        return [
+            Reply(
+                _(
+                    "Sorry, I could not find a measure for that. Try the menu, or ask your nearest "
+                    "employment and startup service station (就业创业服务站)."
+                ),
+                [[Button(_("Browse the 7 plans"), "plans")], cards.nav_row(turn.lang)],
+            )
+        ]
+
+    async def _deep_link(self, turn: Turn, payload: str) -> list[Reply]:
+        found = re.fullmatch(r"m(\d{1,3})", payload.strip().lower())
+        number = int(found[1]) if found else None
+        if number in turn.content.measures:
+            turn.log("deeplink", measure=number, plan=turn.content.measures[number].plan, text=payload[:64])
+            return [cards.measure_card(turn.content, turn.content.measures[number], turn.lang)]
+        turn.log("deeplink", text=payload[:64], answered=False)
+        return await self._home(turn, Action("home"))
+
+    @staticmethod
+    def _exists(content: Content, action: Action) -> bool:
+        if action.name == "plan":
+            return action.number in content.plans
+        if action.name == "m":
+            return action.number in content.measures
+        return True
+
+    async def _home(self, turn: Turn, _action: Action) -> list[Reply]:
+        turn.log("menu")
+        return [cards.main_menu(turn.lang, greeting=True)]
+
+    async def _plans(self, turn: Turn, _action: Action) -> list[Reply]:
+        turn.log("plans")
+        return [cards.plans_menu(turn.content, turn.lang)]
+
+    async def _plan(self, turn: Turn, action: Action) -> list[Reply]:
+        turn.log("plan", plan=action.number)
+        return [cards.plan_menu(turn.content, action.number, turn.lang)]
+
+    async def _measure(self, turn: Turn, action: Action) -> list[Reply]:
+        measure = turn.content.measures.get(action.number)
+        if measure is None:
+            turn.log("measure", text=f"m{action.number}", answered=False)
+            _ = gettext_for(turn.lang)
+            text = _("There is no measure {number}. The plan has measures 1 to 24.").format(number=action.number)
+            return [Reply(text, [[Button(_("Browse the 7 plans"), "plans")], cards.nav_row(turn.lang)])]
+        turn.log("measure", measure=measure.number, plan=measure.plan)
+        return [cards.measure_card(turn.content, measure, turn.lang)]
+
+    async def _targets(self, turn: Turn, _action: Action) -> list[Reply]:
+        turn.log("targets")
+        return [cards.targets_card(turn.content, turn.lang)]
+
+    async def _help(self, turn: Turn, _action: Action) -> list[Reply]:
+        turn.log("help")
+        return [cards.help_reply(turn.lang)]
+
+    async def _language_menu(self, turn: Turn, _action: Action) -> list[Reply]:
+        return [cards.language_menu(turn.lang)]
+
+    async def _set_language(self, turn: Turn, action: Action) -> list[Reply]:
+        await self.users.set_lang(turn.pseudonym, action.arg)
+        turn.lang = action.arg
+        turn.log("lang", text=action.arg)
+        return [cards.main_menu(turn.lang)]
+
+    async def _forget_ask(self, turn: Turn, _action: Action) -> list[Reply]:
+        _ = gettext_for(turn.lang)
+        text = _(
+            "This deletes everything this assistant holds about you: your settings and the log of "
+            "what you asked. It cannot be undone. Delete?"
+        )
+        buttons = [[Button(_("Yes, delete my data"), "forget_yes"), Button(_("No, keep it"), "forget_no")]]
+        return [Reply(text, buttons)]
+
+    async def _forget_confirmed(self, turn: Turn, _action: Action) -> list[Reply]:
+        await self.inquiries.flush()
+        await self.users.forget(turn.pseudonym)
+        _ = gettext_for(turn.lang)
+        return [Reply(_("Done: everything this assistant held about you has been deleted."), [])]
+
+    async def _forget_cancelled(self, turn: Turn, _action: Action) -> list[Reply]:
+        _ = gettext_for(turn.lang)
+        return [Reply(_("Nothing was deleted."), [cards.nav_row(turn.lang)])]
