@@ -1,0 +1,1 @@
+"""The 创业威海 founder assistant: app wiring, configuration, channels and the command line."""

@@ -1,0 +1,98 @@
+"""Wiring: content, database, inquiry log and core, and the channels that serve them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from bot.channels import telegram
+from bot.channels.web import MAX_BODY_BYTES, add_web_chat
+from bot.config import Settings
+from content.store import ContentStore
+from handlers.core import Assistant
+from storage.db import Database
+from storage.inquiry_log import InquiryLog
+from storage.users import Pseudonymizer, UserStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """Everything a channel needs, started and stopped together."""
+
+    settings: Settings
+    content: ContentStore
+    db: Database
+    inquiries: InquiryLog
+    assistant: Assistant
+
+    @classmethod
+    async def start(cls, settings: Settings) -> Services:
+        content = ContentStore(settings.content_dir)
+        content.load()
+        db = Database(settings.database_url, schema=settings.database_schema)
+        await db.migrate()
+        inquiries = InquiryLog(db)
+        inquiries.start()
+        assistant = Assistant(
+            content,
+            UserStore(db),
+            inquiries,
+            Pseudonymizer(settings.pseudonymisation_key()),
+            default_lang=settings.default_lang,
+        )
+        return cls(settings, content, db, inquiries, assistant)
+
+    async def close(self) -> None:
+        await self.inquiries.close()
+        await self.db.close()
+
+
+def web_application(services: Services) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    add_web_chat(app, services.assistant)
+    return app
+
+
+async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run the web server, Telegram (if a token is set) and the content watcher until stopped."""
+    stop = stop or _stop_on_signals()
+    services = await Services.start(settings)
+    runner = web.AppRunner(web_application(services))
+    await runner.setup()
+    await web.TCPSite(runner, settings.http_host, settings.http_port).start()
+    log.info("local chat on http://%s:%d/", settings.http_host, settings.http_port)
+    bot = None
+    if settings.telegram_bot_token is not None:
+        token = settings.telegram_bot_token.get_secret_value()
+        bot = telegram.build_application(services.assistant, token, settings.telegram_api_base_url)
+        await telegram.start_polling(bot)
+        log.info("Telegram: polling for updates")
+    watcher = asyncio.create_task(services.content.watch()) if settings.content_watch else None
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        if bot is not None:
+            await telegram.stop_polling(bot)
+        await runner.cleanup()
+        await services.close()
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop

@@ -1,0 +1,120 @@
+"""Telegram: python-telegram-bot handlers that hand every update to the core and send its replies."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import Application, ApplicationBuilder, CallbackQueryHandler, ContextTypes, MessageHandler, filters
+
+from handlers.core import Assistant
+from handlers.replies import Incoming, Reply, split_text
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+MESSAGE_LIMIT = 4096
+
+
+def build_application(assistant: Assistant, token: str, base_url: str) -> Application:
+    """The bot's Application, with one handler for text, one for buttons and one for anything else."""
+    application = (
+        ApplicationBuilder()
+        .token(token)
+        .base_url(base_url)
+        .base_file_url(base_url.replace("/bot", "/file/bot", 1))
+        .concurrent_updates(True)
+        .build()
+    )
+    application.bot_data["assistant"] = assistant
+    application.add_handler(MessageHandler(filters.TEXT, on_text))
+    application.add_handler(CallbackQueryHandler(on_button))
+    application.add_handler(MessageHandler(filters.ALL & ~filters.StatusUpdate.ALL, on_other_message))
+    application.add_error_handler(on_error)
+    return application
+
+
+def incoming_from(update: Update, text: str = "", action: str | None = None) -> Incoming:
+    user = update.effective_user
+    return Incoming(
+        channel=CHANNEL,
+        user_id=str(user.id if user else update.effective_chat.id),
+        text=text,
+        action=action,
+        language=user.language_code if user else None,
+    )
+
+
+async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    assistant: Assistant = context.bot_data["assistant"]
+    replies = await assistant.handle(incoming_from(update, text=update.effective_message.text or ""))
+    await send_replies(context, update.effective_chat.id, replies)
+
+
+async def on_other_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Photos, stickers, voice...: the core answers that it reads text only."""
+    assistant: Assistant = context.bot_data["assistant"]
+    await send_replies(context, update.effective_chat.id, await assistant.handle(incoming_from(update)))
+
+
+async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    await query.answer()
+    assistant: Assistant = context.bot_data["assistant"]
+    replies = await assistant.handle(incoming_from(update, action=query.data or ""))
+    if query.message is not None and len(replies) == 1 and await _edit_in_place(query, replies[0]):
+        return
+    await send_replies(context, update.effective_chat.id, replies)
+
+
+async def _edit_in_place(query, reply: Reply) -> bool:
+    """Menus replace the message they were opened from, as long as the reply fits in one message."""
+    if len(reply.text) > MESSAGE_LIMIT:
+        return False
+    try:
+        await query.edit_message_text(reply.text, reply_markup=keyboard(reply))
+    except BadRequest as exc:
+        return "not modified" in str(exc).lower()
+    return True
+
+
+async def send_replies(context: ContextTypes.DEFAULT_TYPE, chat_id: int, replies: list[Reply]) -> None:
+    for reply in replies:
+        chunks = split_text(reply.text, MESSAGE_LIMIT)
+        for i, chunk in enumerate(chunks):
+            markup = keyboard(reply) if i == len(chunks) - 1 else None
+            await context.bot.send_message(chat_id, chunk, reply_markup=markup)
+
+
+def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
+    if not reply.buttons:
+        return None
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(b.label, callback_data=b.action) for b in row] for row in reply.buttons]
+    )
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    log.error("error while handling a Telegram update", exc_info=context.error)
+    if isinstance(update, Update) and update.effective_chat is not None:
+        try:
+            await context.bot.send_message(
+                update.effective_chat.id, "抱歉，出了点问题，请稍后再试。/ Sorry, something went wrong."
+            )
+        except TelegramError:
+            log.warning("could not tell the user about the error")
+
+
+async def start_polling(application: Application, poll_timeout: float = 10) -> None:
+    await application.initialize()
+    await application.start()
+    await application.updater.start_polling(timeout=poll_timeout, drop_pending_updates=False)
+
+
+async def stop_polling(application: Application) -> None:
+    if application.updater and application.updater.running:
+        await application.updater.stop()
+    if application.running:
+        await application.stop()
+    await application.shutdown()

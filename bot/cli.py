@@ -1,0 +1,74 @@
+"""The command line: `python -m bot` runs the assistant; subcommands for the shell chat and content checks."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from bot.config import Settings
+from content.loader import ContentInvalid, check_content
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="The 创业威海 founder assistant.")
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("run", help="serve the local chat (and Telegram when TELEGRAM_BOT_TOKEN is set); the default")
+    commands.add_parser("shell", help="chat with the assistant in this terminal")
+    content = commands.add_parser("content", help="work with the content files")
+    content_commands = content.add_subparsers(dest="content_command", required=True)
+    check = content_commands.add_parser("check", help="validate the content folder")
+    check.add_argument("path", nargs="?", type=Path, help="folder to check (default: CONTENT_DIR)")
+    args = parser.parse_args(argv)
+
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "content":
+        return content_check(args.path or settings.content_dir)
+    if args.command == "shell":
+        logging.getLogger().setLevel(logging.WARNING)
+        return _run(_shell(settings))
+    return _run(_serve(settings))
+
+
+def content_check(folder: Path) -> int:
+    errors = check_content(folder)
+    for error in errors:
+        print(error)
+    if errors:
+        print(f"{len(errors)} problem(s) in {folder}", file=sys.stderr)
+        return 1
+    print(f"{folder}: content is valid")
+    return 0
+
+
+def _run(coroutine) -> int:
+    try:
+        asyncio.run(coroutine)
+    except ContentInvalid as exc:
+        print("The content folder has problems; fix them and start again:", file=sys.stderr)
+        for error in exc.errors:
+            print(f"  {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+async def _serve(settings: Settings) -> None:
+    from bot.app import serve
+
+    await serve(settings)
+
+
+async def _shell(settings: Settings) -> None:
+    from bot.app import Services
+    from bot.channels.shell import run_shell
+
+    services = await Services.start(settings)
+    try:
+        await run_shell(services.assistant)
+    finally:
+        await services.close()

@@ -1,0 +1,42 @@
+"""Settings, read from the environment (or a .env file). Secrets never live in the repo."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger(__name__)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str = Field("sqlite+aiosqlite:///./data/assistant.db", description="SQLAlchemy async URL")
+    database_schema: str | None = Field(None, description="PostgreSQL schema to use (default: the server's)")
+    content_dir: Path = Field(PROJECT_ROOT / "content", description="folder of the content files")
+    content_watch: bool = Field(True, description="reload content when its files change")
+    default_lang: str = Field("zh", description="language for users whose language is unknown: zh, en or ko")
+    http_host: str = Field("127.0.0.1", description="address of the web server (local chat, API)")
+    http_port: int = Field(8080, description="port of the web server")
+    telegram_bot_token: SecretStr | None = Field(None, description="Telegram bot token; unset: no Telegram")
+    telegram_api_base_url: str = Field("https://api.telegram.org/bot", description="Bot API base URL")
+    pseudonym_key: SecretStr | None = Field(None, description="key for hashing user ids in the log")
+    pseudonym_key_file: Path = Field(Path("data/pseudonym.key"), description="where the key is kept if not set")
+    log_level: str = Field("INFO", description="logging level")
+
+    def pseudonymisation_key(self) -> bytes:
+        """The key from PSEUDONYM_KEY, else from its file, created once with a random key."""
+        if self.pseudonym_key is not None:
+            return self.pseudonym_key.get_secret_value().encode()
+        path = self.pseudonym_key_file
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+            log.info("created a new pseudonymisation key in %s", path)
+        return path.read_text().strip().encode()
