@@ -1,0 +1,78 @@
+"""The inquiry log and users on a real database."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import func, select
+
+from bot.config import Settings
+from storage.db import Database
+from storage.inquiry_log import InquiryLog, InquiryRecord
+from storage.models import Inquiry
+from storage.users import Pseudonymizer
+
+
+def record(i: int) -> InquiryRecord:
+    return InquiryRecord(channel="web", user_pseudonym=f"p{i % 7}", lang="zh", kind="question", text=f"问题 {i}")
+
+
+async def count(db: Database) -> int:
+    async with db.session() as session:
+        return await session.scalar(select(func.count()).select_from(Inquiry)) or 0
+
+
+async def test_close_writes_everything_recorded(settings: Settings) -> None:
+    db = Database(settings.database_url, schema=settings.database_schema)
+    await db.migrate()
+    log = InquiryLog(db, batch_size=64)
+    log.start()
+    for i in range(1000):
+        log.record(record(i))
+    await log.close()
+    assert await count(db) == 1000
+    await db.close()
+
+
+async def test_a_failing_database_delays_the_log_but_loses_nothing(settings: Settings) -> None:
+    db = Database(settings.database_url, schema=settings.database_schema)
+    log = InquiryLog(db, max_backoff=0.2)
+    log.start()
+    for i in range(10):
+        log.record(record(i))
+    await asyncio.sleep(0.5)  # the table does not exist yet: every write fails and is retried
+    assert log.pending + 10 >= 10
+    await db.migrate()
+    await asyncio.wait_for(log.flush(), timeout=10)
+    assert await count(db) == 10
+    await log.close()
+    await db.close()
+
+
+def test_pseudonyms_are_stable_keyed_and_hide_the_raw_id() -> None:
+    one, other = Pseudonymizer(b"k" * 32), Pseudonymizer(b"j" * 32)
+    assert one("telegram", "424242") == one("telegram", "424242")
+    assert one("telegram", "424242") != one("wechat", "424242")
+    assert one("telegram", "424242") != other("telegram", "424242")
+    assert "424242" not in one("telegram", "424242")
+
+
+def test_the_key_is_created_once_and_kept(tmp_path) -> None:
+    settings = Settings(pseudonym_key=None, pseudonym_key_file=tmp_path / "key", _env_file=None)
+    first = settings.pseudonymisation_key()
+    assert len(first) == 64
+    assert settings.pseudonymisation_key() == first
+
+
+async def test_an_unwritable_record_is_dropped_without_blocking_the_others(settings: Settings) -> None:
+    db = Database(settings.database_url, schema=settings.database_schema)
+    await db.migrate()
+    log = InquiryLog(db, max_backoff=0.05)
+    log.start()
+    log.record(record(1))
+    log.record(InquiryRecord(channel="web", user_pseudonym="p", lang="zh", kind="match", results=[object()]))
+    log.record(record(2))
+    await asyncio.wait_for(log.flush(), timeout=10)
+    assert await count(db) == 2
+    await log.close()
+    await db.close()
