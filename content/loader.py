@@ -19,6 +19,8 @@ from content.schema import (
     Measure,
     Plan,
     PlansFile,
+    SmallTalkFile,
+    SynonymsFile,
     TargetsFile,
     squash,
 )
@@ -56,6 +58,9 @@ class Content:
     plans: dict[int, Plan]
     departments: dict[str, Department]
     targets: TargetsFile
+    synonyms: SynonymsFile
+    smalltalk: SmallTalkFile
+    coordinator: str
     version: str
     files: dict[int, str] = field(default_factory=dict, compare=False)
 
@@ -177,10 +182,14 @@ def load_content(folder: Path) -> Content:
     plans_file, _ = read(folder / "plans.yaml", PlansFile)
     departments_file, _ = read(folder / "departments.yaml", DepartmentsFile)
     targets, targets_source = read(folder / "targets.yaml", TargetsFile)
+    synonyms, _ = read(folder / "synonyms.yaml", SynonymsFile)
+    smalltalk, _ = read(folder / "smalltalk.yaml", SmallTalkFile)
     plan_text = _read_plan_text(folder, errors)
 
     departments = departments_file.departments if departments_file else {}
     plans: dict[int, Plan] = {}
+    if plans_file and departments and plans_file.coordinator not in departments:
+        errors.append(ContentError("plans.yaml", 0, "coordinator", "unknown department (see departments.yaml)"))
     for plan in plans_file.plans if plans_file else []:
         if plan.number in plans:
             errors.append(ContentError("plans.yaml", 0, "plans", f"plan {plan.number} is listed twice"))
@@ -209,13 +218,16 @@ def load_content(folder: Path) -> Content:
     if missing and not any(e.file.startswith("measures") for e in errors):
         numbers = ", ".join(str(n) for n in missing)
         errors.append(ContentError("measures", 0, "", f"measures missing: {numbers}"))
-    if errors or targets is None:
+    if errors or targets is None or synonyms is None or smalltalk is None or plans_file is None:
         raise ContentInvalid(sorted(set(errors)))
     return Content(
         measures=dict(sorted(measures.items())),
         plans=dict(sorted(plans.items())),
         departments=departments,
         targets=targets,
+        synonyms=synonyms,
+        smalltalk=smalltalk,
+        coordinator=plans_file.coordinator,
         version=_fingerprint(folder),
         files=files,
     )

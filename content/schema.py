@@ -231,6 +231,22 @@ class Plan(Model):
 
 class PlansFile(Model):
     plans: list[Plan] = Field(min_length=7, max_length=7)
+    coordinator: DepartmentId = Field(description="the department that coordinates the whole plan")
+
+
+class SynonymsFile(Model):
+    """Words founders use for the same thing; in each group the first word is what the others mean."""
+
+    groups: list[Annotated[list[NonEmpty], Field(min_length=2)]]
+
+
+class SmallTalkFile(Model):
+    """Phrases that are small talk, not questions: answered with a short friendly reply."""
+
+    greeting: list[NonEmpty]
+    thanks: list[NonEmpty]
+    goodbye: list[NonEmpty]
+    identity: list[NonEmpty]
 
 
 class Department(Model):

@@ -5,39 +5,57 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from content.loader import Content, ContentError, ContentInvalid, load_content
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """One version of the content with everything derived from it (such as the search index)."""
+
+    content: Content
+    views: dict[str, Any] = field(default_factory=dict)
+
+
 class ContentStore:
-    """Holds the last good content. A broken edit is refused and the old content keeps serving."""
+    """Holds the last good content. A broken edit is refused and the old content keeps serving.
+
+    Views (e.g. a search index) are built from each new content in the loading thread and
+    swapped in with it, so a reader never sees new content with an old index.
+    """
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
-        self._content: Content | None = None
+        self._snapshot: Snapshot | None = None
+        self._views: dict[str, Callable[[Content], Any]] = {}
         self.last_errors: list[ContentError] = []
-        self._listeners: list[Callable[[Content], None]] = []
+
+    @property
+    def snapshot(self) -> Snapshot:
+        if self._snapshot is None:
+            raise RuntimeError("content has not been loaded")
+        return self._snapshot
 
     @property
     def current(self) -> Content:
-        if self._content is None:
-            raise RuntimeError("content has not been loaded")
-        return self._content
+        return self.snapshot.content
 
-    def on_change(self, listener: Callable[[Content], None]) -> None:
-        """Call `listener` with every newly loaded content (e.g. to rebuild an index)."""
-        self._listeners.append(listener)
-        if self._content is not None:
-            listener(self._content)
+    def add_view(self, name: str, build: Callable[[Content], Any]) -> None:
+        """Build `name` with `build(content)` for every content served from now on."""
+        self._views[name] = build
+        if self._snapshot is not None:
+            views = {**self._snapshot.views, name: build(self._snapshot.content)}
+            self._snapshot = Snapshot(self._snapshot.content, views)
 
     def load(self) -> Content:
         """Load the folder; raises ContentInvalid at start when there is nothing good to serve."""
-        content = load_content(self.folder)
-        self._install(content)
-        return content
+        self._snapshot = self._build(load_content(self.folder))
+        return self._snapshot.content
 
     async def reload(self) -> list[ContentError]:
         """Reload from disk; returns the errors that kept the new files from going live."""
@@ -48,10 +66,11 @@ class ContentStore:
             for error in exc.errors:
                 log.error("content not reloaded: %s", error)
             return exc.errors
-        if self._content is None or content.version != self._content.version:
-            self._install(content)
-            log.info("content reloaded (version %s)", content.version)
         self.last_errors = []
+        if self._snapshot is not None and content.version == self._snapshot.content.version:
+            return []
+        self._snapshot = await asyncio.to_thread(self._build, content)
+        log.info("content reloaded (version %s)", content.version)
         return []
 
     async def watch(self, debounce_ms: int = 300) -> None:
@@ -61,7 +80,5 @@ class ContentStore:
         async for _changes in awatch(self.folder, debounce=debounce_ms, recursive=True):
             await self.reload()
 
-    def _install(self, content: Content) -> None:
-        for listener in self._listeners:
-            listener(content)
-        self._content = content
+    def _build(self, content: Content) -> Snapshot:
+        return Snapshot(content, {name: build(content) for name, build in self._views.items()})

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from content.loader import Content
 from content.schema import Measure
 from handlers.actions import lang_action, measure_action, plan_action
 from handlers.i18n import LANGUAGE_NAMES, format_figure, gettext_for
 from handlers.replies import Button, Reply
+from handlers.search import Hit
 
 DOCUMENT = "威政办字〔2025〕8号"
 
@@ -70,13 +73,14 @@ def plan_menu(content: Content, number: int, lang: str) -> Reply:
     lines = [plan.name.get(lang), "", plan.summary.get(lang), "", _("Its measures:")]
     buttons = []
     for measure in content.measures_of(number):
-        lines.append(f"{measure.number}. {measure.title.get(lang)}")
-        buttons.append([Button(f"{measure.number}. {measure.title.get(lang)}", measure_action(measure.number))])
+        button = measure_button(measure, lang)
+        lines.append(button.label)
+        buttons.append([button])
     buttons.append(nav_row(lang, back="plans"))
     return Reply("\n".join(lines), buttons)
 
 
-def measure_card(content: Content, measure: Measure, lang: str) -> Reply:
+def measure_card(content: Content, measure: Measure, lang: str, related: Sequence[Measure] = ()) -> Reply:
     _ = gettext_for(lang)
     plan = content.plans[measure.plan]
     lines = [
@@ -94,7 +98,14 @@ def measure_card(content: Content, measure: Measure, lang: str) -> Reply:
         lines += ["", _("Figures and targets:"), *(f"• {format_figure(f, lang)}" for f in measure.figures)]
     lines += ["", *department_lines(content, measure, lang), "", *where_to_ask(content, measure, lang)]
     lines += ["", *source_lines(measure.source.text, plan.name.get(lang), measure.number, lang)]
-    return Reply("\n".join(lines), [nav_row(lang, back=plan_action(measure.plan))])
+    buttons = [[measure_button(other, lang, _("Also: ")) for other in related]] if related else []
+    return Reply("\n".join(lines), [*buttons, nav_row(lang, back=plan_action(measure.plan))])
+
+
+def measure_button(measure: Measure, lang: str, prefix: str = "") -> Button:
+    _ = gettext_for(lang)
+    label = _("{number}. {title}").format(number=measure.number, title=measure.title.get(lang))
+    return Button(prefix + label, measure_action(measure.number))
 
 
 def department_lines(content: Content, measure: Measure, lang: str) -> list[str]:
@@ -165,3 +176,42 @@ def language_menu(lang: str) -> Reply:
     _ = gettext_for(lang)
     buttons = [[Button(name, lang_action(code)) for code, name in LANGUAGE_NAMES.items()], nav_row(lang)]
     return Reply(_("Choose your language:"), buttons)
+
+
+def search_results(content: Content, hits: Sequence[Hit], lang: str) -> Reply:
+    """Several measures may fit: each with the words of the question that point to it."""
+    _ = gettext_for(lang)
+    lines = [_("These measures may answer your question:"), ""]
+    buttons = []
+    for hit in hits:
+        measure = content.measures[hit.doc]
+        button = measure_button(measure, lang)
+        lines.append(_("Measure {number}: {title}").format(number=measure.number, title=measure.title.get(lang)))
+        if hit.matched:
+            lines.append("   " + _("Matches: {words}").format(words=_(", ").join(hit.matched)))
+        buttons.append([button])
+    buttons.append(nav_row(lang))
+    return Reply("\n".join(lines), buttons)
+
+
+def no_answer(content: Content, lang: str) -> Reply:
+    _ = gettext_for(lang)
+    (coordinator,) = content.department_names([content.coordinator], lang)
+    text = _(
+        "Sorry, I could not find a measure of the action plan for that. You can browse the plans, "
+        "or ask your nearest employment and startup service station (就业创业服务站) or {department}, "
+        "which coordinates the plan."
+    ).format(department=coordinator)
+    return Reply(text, [[Button(_("Browse the 7 plans"), "plans")], nav_row(lang)])
+
+
+def small_talk(kind: str, lang: str) -> Reply:
+    _ = gettext_for(lang)
+    if kind == "identity":
+        return main_menu(lang, greeting=True)
+    texts = {
+        "greeting": _("Hello! What would you like to know? Ask in your own words, or pick a topic."),
+        "thanks": _("You are welcome! Anything else? Ask away, or pick a topic."),
+        "goodbye": _("Goodbye, and good luck with your business!"),
+    }
+    return Reply(texts[kind], main_menu(lang).buttons)

@@ -14,6 +14,7 @@ from handlers import cards
 from handlers.actions import Action, parse_action
 from handlers.i18n import DEFAULT_LANG, gettext_for, normalize_lang
 from handlers.replies import MAX_TEXT_CHARS, Button, Incoming, Reply
+from handlers.search import TARGETS, Answer, QuestionIndex
 from storage.inquiry_log import InquiryLog, InquiryRecord
 from storage.users import Pseudonymizer, UserStore
 
@@ -37,6 +38,7 @@ class Turn:
     pseudonym: str
     lang: str
     content: Content
+    search: QuestionIndex
     inquiries: InquiryLog
 
     def log(self, kind: str, text: str | None = None, **fields: Any) -> None:
@@ -64,6 +66,7 @@ class Assistant:
         self.inquiries = inquiries
         self.pseudonymize = pseudonymize
         self.default_lang = default_lang
+        content.add_view("search", QuestionIndex)
         self._actions: dict[str, Handler] = {
             "home": self._home,
             "plans": self._plans,
@@ -93,7 +96,8 @@ class Assistant:
         pseudonym = self.pseudonymize(incoming.channel, incoming.user_id)
         hinted = normalize_lang(incoming.language) or self.default_lang
         user = await self.users.seen(pseudonym, incoming.channel, hinted)
-        turn = Turn(incoming.channel, pseudonym, user.lang, self.content.current, self.inquiries)
+        snapshot = self.content.snapshot
+        turn = Turn(incoming.channel, pseudonym, user.lang, snapshot.content, snapshot.views["search"], self.inquiries)
         if incoming.action is not None:
             return await self._on_button(turn, incoming.action)
         text = printable(incoming.text).strip()
@@ -142,17 +146,21 @@ class Assistant:
         return await self.answer_question(turn, text)
 
     async def answer_question(self, turn: Turn, text: str) -> list[Reply]:
-        _ = gettext_for(turn.lang)
-        turn.log("question", text=text, answered=False, results=[])
-        return [
-            Reply(
-                _(
-                    "Sorry, I could not find a measure for that. Try the menu, or ask your nearest "
-                    "employment and startup service station (就业创业服务站)."
-                ),
-                [[Button(_("Browse the 7 plans"), "plans")], cards.nav_row(turn.lang)],
-            )
-        ]
+        """Free text: small talk, the measure(s) it is about, the targets, or an honest 'not found'."""
+        answer = turn.search.answer(text)
+        lang = answer.lang or turn.lang
+        if answer.kind == "smalltalk":
+            turn.log("smalltalk", text=text, answered=True)
+            return [cards.small_talk(answer.smalltalk or "greeting", lang)]
+        turn.log("question", text=text, answered=answer.kind != "none", results=_results(answer))
+        if answer.kind == "none":
+            return [cards.no_answer(turn.content, lang)]
+        if answer.kind == "targets":
+            return [cards.targets_card(turn.content, lang)]
+        measures = [turn.content.measures[hit.doc] for hit in answer.hits]
+        if answer.kind == "measure":
+            return [cards.measure_card(turn.content, measures[0], lang, related=measures[1:])]
+        return [cards.search_results(turn.content, answer.hits, lang)]
 
     async def _deep_link(self, turn: Turn, payload: str) -> list[Reply]:
         found = re.fullmatch(r"m(\d{1,3})", payload.strip().lower())
@@ -228,3 +236,16 @@ class Assistant:
     async def _forget_cancelled(self, turn: Turn, _action: Action) -> list[Reply]:
         _ = gettext_for(turn.lang)
         return [Reply(_("Nothing was deleted."), [cards.nav_row(turn.lang)])]
+
+
+def _results(answer: Answer) -> list[dict[str, Any]]:
+    """The ranked results of a question, as logged."""
+    return [
+        {
+            "measure": None if hit.doc == TARGETS else hit.doc,
+            "targets": hit.doc == TARGETS,
+            "rank": rank,
+            "score": round(hit.score, 2),
+        }
+        for rank, hit in enumerate(answer.hits, 1)
+    ]

@@ -1,0 +1,122 @@
+"""How well free-text questions find their measure, and how fast.
+
+    python bench/search_quality.py [--questions bench/questions.yaml] [--verbose]
+
+Prints top-1 and top-3 accuracy over the question set, the no-answer precision (off-topic
+messages answered without a measure) and recall, small-talk handling, and the latency of
+answering one question against all content (p50, p99).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from content.loader import load_content  # noqa: E402
+from handlers.search import TARGETS, QuestionIndex  # noqa: E402
+
+
+def expected_of(item: dict) -> tuple[str, set[int]]:
+    expect = item["expect"]
+    if expect in ("none", "smalltalk"):
+        return expect, set()
+    if expect == "targets":
+        return "doc", {TARGETS}
+    return "doc", set(expect)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--questions", type=Path, default=ROOT / "bench" / "questions.yaml")
+    parser.add_argument("--content", type=Path, default=ROOT / "content")
+    parser.add_argument("--verbose", action="store_true", help="print every miss")
+    parser.add_argument("--no-bigrams", action="store_true", help="without character bigrams")
+    parser.add_argument("--no-pinyin", action="store_true", help="without pinyin bigrams")
+    args = parser.parse_args()
+
+    content = load_content(args.content)
+    started = time.perf_counter()
+    index = QuestionIndex(content, bigrams=not args.no_bigrams, pinyin=not args.no_pinyin)
+    build_ms = (time.perf_counter() - started) * 1000
+    items = yaml.safe_load(args.questions.read_text(encoding="utf-8"))
+
+    counts: Counter[str] = Counter()
+    by_lang: Counter[str] = Counter()
+    by_lang_ok: Counter[str] = Counter()
+    latencies = []
+    for item in items:
+        kind, wanted = expected_of(item)
+        t0 = time.perf_counter()
+        answer = index.answer(item["q"])
+        latencies.append((time.perf_counter() - t0) * 1000)
+        got = [h.doc for h in answer.hits]
+        if answer.kind == "targets":
+            got = [TARGETS]
+        if kind == "doc":
+            counts["questions"] += 1
+            by_lang[item["lang"]] += 1
+            top1 = bool(got) and got[0] in wanted
+            top3 = bool(wanted & set(got[:3]))
+            counts["top1"] += top1
+            counts["top3"] += top3
+            by_lang_ok[item["lang"]] += top1
+            if args.verbose and not top1:
+                print(
+                    f"MISS {item['q']!r} want {sorted(wanted)} got {answer.kind} {got} "
+                    f"{[(h.doc, round(h.score, 1), h.matched) for h in answer.hits]}"
+                )
+        elif kind == "none":
+            counts["offtopic"] += 1
+            counts["offtopic_ok"] += answer.kind == "none"
+            if args.verbose and answer.kind != "none":
+                print(f"FALSE ANSWER {item['q']!r}: {answer.kind} {got}")
+        else:
+            counts["smalltalk"] += 1
+            counts["smalltalk_ok"] += answer.kind == "smalltalk"
+            if args.verbose and answer.kind != "smalltalk":
+                print(f"SMALLTALK MISSED {item['q']!r}: {answer.kind} {got}")
+        counts["no_answer_given"] += answer.kind == "none"
+        counts["no_answer_right"] += answer.kind == "none" and kind == "none"
+
+    for _ in range(5):  # steadier latency figures
+        for item in items:
+            t0 = time.perf_counter()
+            index.answer(item["q"])
+            latencies.append((time.perf_counter() - t0) * 1000)
+    latencies.sort()
+    q = counts["questions"]
+    print(
+        f"questions: {len(items)} ({q} about a measure or the targets, {counts['offtopic']} off-topic, "
+        f"{counts['smalltalk']} small talk)"
+    )
+    print(f"top-1 accuracy: {counts['top1'] / q:.1%}")
+    print(f"top-3 accuracy: {counts['top3'] / q:.1%}")
+    for lang in sorted(by_lang):
+        print(f"  top-1 {lang}: {by_lang_ok[lang] / by_lang[lang]:.1%} of {by_lang[lang]}")
+    given = counts["no_answer_given"]
+    print(
+        f"no-answer precision: {counts['no_answer_right'] / given:.1%} ({counts['no_answer_right']}/{given})"
+        if given
+        else "no-answer precision: n/a (never said no answer)"
+    )
+    print(f"off-topic never answered with a measure: {counts['offtopic_ok']}/{counts['offtopic']}")
+    print(f"small talk recognised: {counts['smalltalk_ok']}/{counts['smalltalk']}")
+    print(
+        f"latency per question: p50 {statistics.median(latencies):.2f} ms, "
+        f"p99 {latencies[int(len(latencies) * 0.99) - 1]:.2f} ms ({len(latencies)} answers)"
+    )
+    print(f"index build: {build_ms:.0f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,363 @@
+"""Answering free-text questions: which measure (or the targets) a founder's message is about.
+
+Texts are normalised (full-width to half-width, traditional to simplified Chinese, lower
+case), segmented (jieba for Chinese, character bigrams for Chinese and Korean, words for
+English), mapped through the admins' synonym groups, and ranked with BM25 over weighted
+fields of each measure in every language. Pinyin bigrams of Chinese text catch homophone
+typos such as 带款 for 贷款. With 25 documents a hand-written BM25 is a few lines, and it can
+say which words made a measure match, which ranking libraries do not.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from itertools import pairwise
+from typing import Literal
+
+from content.loader import Content
+from content.schema import LANGS, Measure
+
+TARGETS = 0  # the document id of the city targets; measures use their number
+K1, B = 1.2, 0.6
+PINYIN_WEIGHT = 0.35
+BIGRAM_WEIGHT = 0.5
+MIN_SCORE = 2.8
+MIN_COVERAGE = 0.3  # a strong match must still explain this share of what the message says...
+STRONG_SCORE = 7.5
+SURE_COVERAGE = 0.52  # ...and a weaker one this share
+UBIQUITOUS_IDF = 0.3
+QUANTITY_BOOST = 2.0  # "how many...?" is a question about the plan's figures, which the targets list
+QUANTITY_WORDS = ("多少", "几", "how many", "how much", "몇", "얼마")
+CONFIDENT_SCORE = 6.0
+CONFIDENT_RATIO = 1.6
+LIST_RATIO = 0.45
+SMALL_TALK_PRIORITY = ("identity", "greeting", "thanks", "goodbye")
+FIELD_WEIGHTS = {"title": 3.0, "keywords": 3.0, "questions": 2.0, "text": 1.0}
+
+_RUNS = re.compile(r"(?P<han>[\u3400-\u9fff]+)|(?P<hangul>[\uac00-\ud7a3]+)|(?P<latin>[a-z0-9][a-z0-9'+]*)")
+_FILLER = re.compile(r"[\s\W_啊呀吧呢吗哦嗯哈啦嘛么~～]+")
+_CJK = re.compile(r"[\u3400-\u9fff]")
+_HANGUL = re.compile(r"[\uac00-\ud7a3]")
+_LATIN = re.compile(r"[A-Za-z]")
+
+ZH_STOPWORDS = frozenset(
+    "的 了 吗 呢 吧 啊 呀 呗 我 我们 俺 你 你们 您 他 她 它 是 在 有 和 与 或 就 都 也 还 要 想 能 会 可以 怎么 怎么样 "
+    "怎么办 怎样 什么 啥 咋 咋样 咋整 哪里 哪儿 哪 哪有 在哪 在哪里 去哪 去哪里 上哪 如何 一下 一点 一个 个 这 那 这个 "
+    "那个 这种 请问 请 问 可 不 没有 没 对 给 让 把 被 么 嘛 如果 因为 所以 但是 然后 现在 已经 自己 一些 有没有 "
+    "能不能 可不可以 是不是 能否 是否 可否 还会 还能 推荐 知道 告诉 帮忙 帮我 觉得 应该 需要 一般".split()
+)
+BIGRAM_STOP_CHARS = frozenset("的了吗呢吧啊呀呗么嘛哦啦我你他她它俺您这那个是在有想要能会啥咋怎")
+EN_STOPWORDS = frozenset(
+    "a an the i im i'm me my we our you your is are am be been to of in on for at by with from and or "
+    "do does did can could would should will how what where which who whom when why is there any some "
+    "it this that these those get got have has need want like about please just if as so not no "
+    "here near best tell know way much many really".split()
+)
+KO_STOPWORDS = frozenset(
+    "있어요 있나요 있어 있는 있을까요 있습니까 어디 어디서 어디에 어떻게 해요 하나요 되나요 돼요 수 거 것 데 "
+    "같은 좀 제가 저는 저 우리 뭐 무엇 언제 알려주세요 알려 주세요 싶어요 싶은데 하고 받고 받을 할 하면 "
+    "있다 없나요 없어요 그 이 저희 그냥 혹시 정말 너무".split()
+)
+KO_PARTICLES = tuple("에서 으로 에게 까지 부터 은 는 이 가 을 를 에 의 도 로 와 과".split())
+
+
+@cache
+def _converter():  # -> opencc.OpenCC
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+@cache
+def _jieba():  # -> jieba.Tokenizer
+    import logging
+
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    tokenizer = jieba.Tokenizer()
+    tokenizer.initialize()
+    return tokenizer
+
+
+def normalize(text: str) -> str:
+    """Full-width to half-width, traditional to simplified, lower case, single spaces."""
+    text = unicodedata.normalize("NFKC", text)
+    if _CJK.search(text):
+        text = _converter().convert(text)
+    return " ".join(text.lower().split())
+
+
+def detect_lang(text: str) -> str | None:
+    """The language a message is written in, when it is clear: Hangul, Chinese characters or Latin words."""
+    if len(_HANGUL.findall(text)) >= 2:
+        return "ko"
+    if _CJK.search(text):
+        return "zh"
+    if len(_LATIN.findall(text)) >= 4:
+        return "en"
+    return None
+
+
+def _stem(word: str) -> str:
+    if word.endswith(("ss", "us", "is")):
+        return word
+    for suffix in ("ing", "ies", "es", "ed", "s"):
+        if len(word) > len(suffix) + 2 and word.endswith(suffix):
+            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+    return word
+
+
+@dataclass(frozen=True)
+class Term:
+    """A token, how much it counts, and where it stands in the normalised text.
+
+    Word terms (weight 1) say what the message is about; character bigrams and pinyin
+    bigrams (lower weights) catch typos and words the segmenter does not know.
+    """
+
+    key: str
+    weight: float
+    start: int
+    end: int
+
+    @property
+    def is_word(self) -> bool:
+        return self.weight == 1.0
+
+
+class Analyzer:
+    """Turns text into weighted terms, the same way for measures and for questions."""
+
+    def __init__(
+        self, synonyms: dict[str, str], words: Iterable[str], bigrams: bool = True, pinyin: bool = True
+    ) -> None:
+        self.synonyms = synonyms
+        self.bigrams = bigrams
+        self.pinyin = pinyin
+        self.tokenizer = _jieba()
+        for word in words:
+            if _CJK.search(word):
+                self.tokenizer.add_word(word, freq=2000)
+
+    def analyze(self, text: str) -> tuple[str, list[Term]]:
+        """The normalised text and its terms."""
+        text = self._replace_phrases(normalize(text))
+        terms: list[Term] = []
+        for run in _RUNS.finditer(text):
+            if run["han"]:
+                terms += self._chinese(run["han"], run.start())
+            elif run["hangul"]:
+                terms += self._korean(run["hangul"], run.start())
+            else:
+                terms += self._latin(run["latin"], run.start())
+        return text, terms
+
+    def _replace_phrases(self, text: str) -> str:
+        """Multi-word synonyms ('thank you', '돈 빌리기') become their group's word before segmenting."""
+        for phrase, canonical in self.synonyms.items():
+            if " " in phrase and phrase in text:
+                text = text.replace(phrase, canonical)
+        return text
+
+    def _canonical(self, word: str) -> str:
+        return self.synonyms.get(word, word)
+
+    def _chinese(self, run: str, offset: int) -> Iterator[Term]:
+        from pypinyin import lazy_pinyin
+
+        for word, start, end in self.tokenizer.tokenize(run, mode="search", HMM=False):
+            if word not in ZH_STOPWORDS and (len(word) > 1 or word in self.synonyms):
+                yield Term(self._canonical(word), 1.0, offset + start, offset + end)
+        sounds = lazy_pinyin(run)
+        for i, (a, b) in enumerate(pairwise(run)):
+            if a in BIGRAM_STOP_CHARS or b in BIGRAM_STOP_CHARS:
+                continue
+            if self.bigrams:
+                yield Term(a + b, BIGRAM_WEIGHT, offset + i, offset + i + 2)
+            if self.pinyin:
+                yield Term(f"py:{sounds[i]}|{sounds[i + 1]}", PINYIN_WEIGHT, offset + i, offset + i + 2)
+
+    def _korean(self, run: str, offset: int) -> Iterator[Term]:
+        word = run
+        for particle in KO_PARTICLES:
+            if len(word) > len(particle) + 1 and word.endswith(particle):
+                word = word[: -len(particle)]
+                break
+        if run in KO_STOPWORDS or word in KO_STOPWORDS:
+            return
+        yield Term(self._canonical(word), 1.0, offset, offset + len(run))
+        if self.bigrams:
+            for i, (a, b) in enumerate(pairwise(word)):
+                yield Term(a + b, BIGRAM_WEIGHT, offset + i, offset + i + 2)
+
+    def _latin(self, word: str, offset: int) -> Iterator[Term]:
+        if word in EN_STOPWORDS:
+            return
+        canonical = self._canonical(word)
+        key = self._canonical(_stem(canonical)) if canonical == word else canonical
+        yield Term(key, 1.0, offset, offset + len(word))
+
+
+@dataclass
+class Hit:
+    doc: int
+    score: float
+    matched: list[str] = field(default_factory=list)
+    coverage: float = 1.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    kind: Literal["measure", "list", "targets", "smalltalk", "none"]
+    hits: list[Hit] = field(default_factory=list)
+    smalltalk: str | None = None
+    lang: str | None = None
+
+
+class QuestionIndex:
+    """BM25 over every measure (and the targets), in all three languages at once."""
+
+    def __init__(self, content: Content, bigrams: bool = True, pinyin: bool = True) -> None:
+        self.content = content
+        synonyms = {}
+        for group in content.synonyms.groups:
+            canonical = normalize(group[0])
+            for word in group:
+                synonyms[normalize(word)] = canonical
+        words = set(synonyms)
+        for measure in content.measures.values():
+            for lang in LANGS:
+                words.update(normalize(k) for k in measure.search.keywords.get(lang))
+        self.analyzer = Analyzer(synonyms, words, bigrams=bigrams, pinyin=pinyin)
+        self.smalltalk = {
+            normalize(phrase): kind for kind in SMALL_TALK_PRIORITY for phrase in getattr(content.smalltalk, kind)
+        }
+        self.docs: dict[int, Counter[str]] = {}
+        for measure in content.measures.values():
+            self.docs[measure.number] = self._document(self._fields_of(measure))
+        self.docs[TARGETS] = self._document(self._target_fields())
+        self.avg_length = sum(sum(d.values()) for d in self.docs.values()) / len(self.docs)
+        frequency: Counter[str] = Counter()
+        for doc in self.docs.values():
+            frequency.update(doc.keys())
+        n = len(self.docs)
+        self.idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in frequency.items()}
+        self.max_idf = max(self.idf.values())
+        self.lengths = {doc_id: sum(doc.values()) for doc_id, doc in self.docs.items()}
+
+    @staticmethod
+    def _fields_of(measure: Measure) -> dict[str, list[str]]:
+        fields: dict[str, list[str]] = defaultdict(list)
+        for lang in LANGS:
+            fields["title"].append(measure.title.get(lang))
+            fields["keywords"] += measure.search.keywords.get(lang)
+            fields["questions"] += measure.search.questions.get(lang)
+            fields["text"] += [measure.summary.get(lang), measure.audience.get(lang)]
+            fields["text"] += [offer.get(lang) for offer in measure.offers]
+        return fields
+
+    def _target_fields(self) -> dict[str, list[str]]:
+        targets = self.content.targets
+        fields: dict[str, list[str]] = defaultdict(list)
+        for lang in LANGS:
+            fields["title"].append(targets.title.get(lang))
+            fields["keywords"] += targets.search.keywords.get(lang)
+            fields["questions"] += targets.search.questions.get(lang)
+            fields["text"] += [figure.label.get(lang) for figure in targets.targets]
+        return fields
+
+    def _document(self, fields: dict[str, list[str]]) -> Counter[str]:
+        doc: Counter[str] = Counter()
+        for name, texts in fields.items():
+            for text in texts:
+                for term in self.analyzer.analyze(text)[1]:
+                    doc[term.key] += FIELD_WEIGHTS[name] * term.weight
+        return doc
+
+    def search(self, text: str, limit: int = 5) -> list[Hit]:
+        """Documents ranked by relevance to `text`, best first, with the words that matched and
+        how much of the message they cover."""
+        normalized, terms = self.analyzer.analyze(text)
+        query: dict[str, Term] = {}
+        for term in terms:
+            if term.key in self.idf and (term.key not in query or query[term.key].weight < term.weight):
+                query[term.key] = term
+        meaningful = self._meaningful_words(terms)
+        hits = []
+        for doc_id, doc in self.docs.items():
+            score = 0.0
+            gains: Counter[str] = Counter()
+            covered: set[int] = set()
+            norm = K1 * (1 - B + B * self.lengths[doc_id] / self.avg_length)
+            for key, term in query.items():
+                tf = doc.get(key, 0.0)
+                if not tf:
+                    continue
+                gain = term.weight * self.idf[key] * tf * (K1 + 1) / (tf + norm)
+                score += gain
+                gains[normalized[term.start : term.end]] += gain
+                if self.idf[key] >= UBIQUITOUS_IDF:
+                    covered.update(range(term.start, term.end))
+            if doc_id == TARGETS and any(word in normalized for word in QUANTITY_WORDS):
+                score *= QUANTITY_BOOST
+            if score > 0:
+                total = sum(weight for _span, weight in meaningful)
+                found = sum(weight for span, weight in meaningful if covered.intersection(span))
+                coverage = found / total if total else 1.0
+                matched = [w for w, _ in gains.most_common() if len(w) > 1][:3]
+                hits.append(Hit(doc_id, score, matched, coverage))
+        hits.sort(key=lambda h: (-h.score, h.doc))
+        return hits[:limit]
+
+    def _meaningful_words(self, terms: list[Term]) -> list[tuple[range, float]]:
+        """The words of the message that say something specific, weighted by how specific (IDF).
+        Words found in nearly every measure are left out; a word no measure uses weighs most."""
+        words = []
+        for term in terms:
+            idf = self.idf.get(term.key, self.max_idf)
+            if term.is_word and idf >= UBIQUITOUS_IDF and term.key not in QUANTITY_WORDS:
+                words.append((range(term.start, term.end), idf))
+        return words
+
+    def small_talk(self, text: str) -> str | None:
+        """'greeting', 'thanks', 'goodbye' or 'identity' when the message is only small talk."""
+        rest = normalize(text)
+        kinds = []
+        for phrase, kind in sorted(self.smalltalk.items(), key=lambda p: -len(p[0])):
+            if phrase in rest:
+                rest = rest.replace(phrase, " ")
+                kinds.append(kind)
+        if kinds and not _FILLER.sub("", rest):
+            return next(kind for kind in SMALL_TALK_PRIORITY if kind in kinds)
+        return None
+
+    def answer(self, text: str) -> Answer:
+        """What to reply to a free-text message."""
+        lang = detect_lang(text)
+        talk = self.small_talk(text)
+        if talk:
+            return Answer("smalltalk", smalltalk=talk, lang=lang)
+        hits = [h for h in self.search(text) if h.score >= MIN_SCORE]
+        if not hits or not _answerable(hits[0]):
+            return Answer("none", lang=lang)
+        top = hits[0]
+        shown = [h for h in hits if h.score >= LIST_RATIO * top.score][:3]
+        confident = top.score >= CONFIDENT_SCORE and (len(hits) == 1 or top.score >= CONFIDENT_RATIO * hits[1].score)
+        if top.doc == TARGETS and (confident or len(shown) == 1):
+            return Answer("targets", [top], lang=lang)
+        shown = [h for h in shown if h.doc != TARGETS]
+        if confident or len(shown) == 1:
+            return Answer("measure", shown, lang=lang)
+        return Answer("list", shown, lang=lang)
+
+
+def _answerable(hit: Hit) -> bool:
+    """Whether the best match explains enough of the message to be an answer, not a coincidence."""
+    return hit.coverage >= SURE_COVERAGE or (hit.coverage >= MIN_COVERAGE and hit.score >= STRONG_SCORE)

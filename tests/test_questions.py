@@ -1,0 +1,112 @@
+"""Free-text questions: ranking of clear cases, fallbacks, small talk, languages and logging."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy import select
+
+from bot.app import Services
+from content.store import ContentStore
+from handlers.search import QuestionIndex
+from storage.models import Inquiry
+from tests.conftest import CONTENT
+from tests.fake_telegram import FakeTelegram
+from tests.test_local_chat import actions, chat
+
+
+@pytest.mark.parametrize(
+    ("question", "measure"),
+    [
+        ("科研人员能离岗创业吗", 12),
+        ("回老家创业有什么扶持政策", 13),
+        ("創業失敗了有沒有救助", 10),
+        ("ＡＩ项目种子期想找天使投资", 8),
+        ("送外卖的能交工伤保险吗", 6),
+        ("Can researchers take leave to start a company?", 12),
+        ("창업 멘토링 받고 싶어요", 20),
+    ],
+)
+async def test_a_clear_question_opens_its_measure_card(web_client: TestClient, question: str, measure: int) -> None:
+    (reply,) = await chat(web_client, text=question)
+    assert f"m:{measure}" not in actions(reply), "the card itself is shown, not a button to it"
+    assert f"plan:{_plan_of(measure)}" in actions(reply), "a card's back button leads to its plan"
+    assert any(marker in reply["text"] for marker in (f"第{measure}条", f"Measure {measure} ·"))
+
+
+def _plan_of(measure: int) -> int:
+    from content.loader import load_content
+
+    return load_content(CONTENT).measures[measure].plan
+
+
+async def test_questions_are_answered_in_the_language_they_are_written_in(web_client: TestClient) -> None:
+    (reply,) = await chat(web_client, text="How do I get a guaranteed startup loan?")
+    assert reply["text"].startswith("These measures may answer your question:\n\nMeasure 7: Stronger financial")
+    (reply,) = await chat(web_client, text="창업 담보대출 받을 수 있나요?")
+    assert reply["text"].startswith("금융 서비스 강화로 창업 지원")
+
+
+async def test_an_ambiguous_question_lists_the_best_measures_with_why(web_client: TestClient) -> None:
+    (reply,) = await chat(web_client, text="我想带款开个小店")
+    assert reply["text"].startswith("以下措施可能与你的问题有关")
+    assert "m:7" in actions(reply)
+    assert "相关词：" in reply["text"]
+
+
+async def test_a_targets_question_answers_with_the_final_figures(web_client: TestClient) -> None:
+    (reply,) = await chat(web_client, text="到2026年全市要扶持多少人创业？")
+    assert "扶持创业：1.9万人以上" in reply["text"]
+
+
+async def test_off_topic_gets_an_honest_no_and_whom_to_ask(web_client: TestClient, services: Services) -> None:
+    (reply,) = await chat(web_client, text="明天威海天气怎么样")
+    assert "没有找到" in reply["text"]
+    assert "就业创业服务站" in reply["text"]
+    assert "市人力资源社会保障局" in reply["text"]
+    assert "plans" in actions(reply)
+    await services.inquiries.flush()
+    async with services.db.session() as session:
+        logged = (await session.scalars(select(Inquiry).where(Inquiry.kind == "question"))).one()
+    assert (logged.text, logged.answered, logged.results) == ("明天威海天气怎么样", False, [])
+
+
+@pytest.mark.parametrize(("message", "expected"), [("你好", "你好！"), ("谢谢！", "不客气"), ("拜拜~", "再见")])
+async def test_small_talk_gets_a_short_friendly_reply(web_client: TestClient, message: str, expected: str) -> None:
+    (reply,) = await chat(web_client, text=message)
+    assert reply["text"].startswith(expected)
+    assert not [a for a in actions(reply) if a.startswith("m:")]
+
+
+async def test_a_question_and_its_ranked_results_are_logged(web_client: TestClient, services: Services) -> None:
+    await chat(web_client, text="我想带款开个小店")
+    await services.inquiries.flush()
+    async with services.db.session() as session:
+        logged = (await session.scalars(select(Inquiry).where(Inquiry.kind == "question"))).one()
+    assert logged.answered is True
+    assert [r["rank"] for r in logged.results] == list(range(1, len(logged.results) + 1))
+    assert 7 in [r["measure"] for r in logged.results]
+
+
+async def test_questions_work_on_telegram(telegram_bot: FakeTelegram) -> None:
+    (reply,) = await telegram_bot.say(777, "大学生创业能参加什么比赛")
+    assert "丰富多元创业赛事活动" in reply.params["text"]
+
+
+async def test_the_index_is_rebuilt_when_content_reloads(tmp_path: Path) -> None:
+    folder = tmp_path / "content"
+    shutil.copytree(CONTENT, folder, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    store = ContentStore(folder)
+    store.add_view("search", QuestionIndex)
+    store.load()
+    assert store.snapshot.views["search"].answer("海参养殖").kind == "none"
+    path = folder / "measures" / "05.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("  keywords:\n    zh: [", "  keywords:\n    zh: [海参养殖, ", 1), encoding="utf-8")
+    assert await store.reload() == []
+    answer = store.snapshot.views["search"].answer("海参养殖")
+    assert answer.kind == "measure"
+    assert answer.hits[0].doc == 5
