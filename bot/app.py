@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from bot.api import add_api
 from bot.channels import telegram
 from bot.channels.web import MAX_BODY_BYTES, add_web_chat
 from bot.config import Settings
@@ -57,6 +58,7 @@ class Services:
 def web_application(services: Services) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     add_web_chat(app, services.assistant)
+    add_api(app)
     return app
 
 

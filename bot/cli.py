@@ -34,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def content_check(folder: Path) -> int:
-    errors = check_content(folder)
+    from handlers.matching import check_examples
+
+    errors = check_content(folder, [check_examples])
     for error in errors:
         print(error)
     if errors:

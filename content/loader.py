@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -62,6 +62,7 @@ class Content:
     smalltalk: SmallTalkFile
     coordinator: str
     version: str
+    folder: Path = Path()
     files: dict[int, str] = field(default_factory=dict, compare=False)
 
     def measures_of(self, plan: int) -> list[Measure]:
@@ -229,6 +230,7 @@ def load_content(folder: Path) -> Content:
         smalltalk=smalltalk,
         coordinator=plans_file.coordinator,
         version=_fingerprint(folder),
+        folder=folder,
         files=files,
     )
 
@@ -288,10 +290,29 @@ def _fingerprint(folder: Path) -> str:
     return digest.hexdigest()[:12]
 
 
-def check_content(folder: Path) -> list[ContentError]:
+Validator = Callable[[Content], list[ContentError]]
+
+
+def load_checked(folder: Path, validators: Sequence[Validator] = ()) -> Content:
+    """Load the folder and run further checks on the result (such as the matching examples)."""
+    content = load_content(folder)
+    errors = [error for validate in validators for error in validate(content)]
+    if errors:
+        raise ContentInvalid(sorted(set(errors)))
+    return content
+
+
+def check_content(folder: Path, validators: Sequence[Validator] = ()) -> list[ContentError]:
     """Every problem in the folder; an empty list when it is good to serve."""
     try:
-        load_content(folder)
+        load_checked(folder, validators)
     except ContentInvalid as exc:
         return exc.errors
     return []
+
+
+def locate(content: Content, measure: int, loc: tuple[int | str, ...], message: str) -> ContentError:
+    """An error about a field of a loaded measure, pointing at its line in the file."""
+    source = _Source(content.folder / content.files[measure], content.folder)
+    source.parse()
+    return source.error(loc, message)

@@ -147,7 +147,7 @@ class Contacts(Model):
         return not any((self.where_to_apply, self.phone, self.address, self.website, self.note))
 
 
-class ProfileSpec(Model):
+class Profile(Model):
     identity: list[Identity] = []
     stage: Stage | None = None
     sector: Sector | None = None
@@ -161,7 +161,7 @@ class MatchRules(Model):
     identities: list[Identity] = Field(default=[], description="identities the measure serves")
     identity_required: bool = Field(default=False, description="only the identities listed qualify")
     exclude_identities: list[Identity] = []
-    stages: list[Stage] = Field(default=[], description="stages it suits; empty means any")
+    stages: list[Stage] = Field(default=[], description="stages it suits best (ranking only); empty means any")
     sectors: list[Sector] = Field(default=[], description="sectors it favours; empty means any")
     needs: list[Need] = []
     reasons: dict[str, Text] = Field(default={}, description="why it applies, per condition")
@@ -192,7 +192,7 @@ class MatchRules(Model):
 class Example(Model):
     """A profile and whether this measure must apply to it: run by `content check`."""
 
-    profile: ProfileSpec
+    profile: Profile
     applies: bool
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from content.loader import Content, ContentError, ContentInvalid, load_content
+from content.loader import Content, ContentError, ContentInvalid, Validator, load_checked
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,9 @@ class ContentStore:
     swapped in with it, so a reader never sees new content with an old index.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, validators: list[Validator] | None = None) -> None:
         self.folder = Path(folder)
+        self.validators = validators or []
         self._snapshot: Snapshot | None = None
         self._views: dict[str, Callable[[Content], Any]] = {}
         self.last_errors: list[ContentError] = []
@@ -54,13 +55,13 @@ class ContentStore:
 
     def load(self) -> Content:
         """Load the folder; raises ContentInvalid at start when there is nothing good to serve."""
-        self._snapshot = self._build(load_content(self.folder))
+        self._snapshot = self._build(load_checked(self.folder, self.validators))
         return self._snapshot.content
 
     async def reload(self) -> list[ContentError]:
         """Reload from disk; returns the errors that kept the new files from going live."""
         try:
-            content = await asyncio.to_thread(load_content, self.folder)
+            content = await asyncio.to_thread(load_checked, self.folder, self.validators)
         except ContentInvalid as exc:
             self.last_errors = exc.errors
             for error in exc.errors:

@@ -9,10 +9,15 @@ import re
 from dataclasses import dataclass
 
 from content.schema import LANGS
+from handlers.vocabulary import FIELDS
 
-_PATTERN = re.compile(r"^(?P<name>[a-z_]{1,16})(?::(?P<arg>[a-z0-9_]{1,16}))?$")
+_PATTERN = re.compile(r"^(?P<name>[a-z_]{1,16})(?::(?P<arg>[a-z0-9_]{1,24}))?$")
 _NUMBERED = {"plan", "m"}
-_SIMPLE = {"home", "plans", "targets", "help", "forget", "forget_yes", "forget_no", "lang_menu"}
+_SIMPLE = {
+    "home", "plans", "targets", "help", "forget", "forget_yes", "forget_no", "lang_menu",
+    "profile", "pedit", "pclear", "match",
+}  # fmt: skip
+PROFILE_SETTERS = {"pid": "identity", "pst": "stage", "psc": "sector", "pdi": "district", "pne": "needs"}
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,10 @@ def parse_action(payload: str | None) -> Action | None:
         return Action(name, number=int(arg))
     if name == "lang" and arg in LANGS:
         return Action(name, arg=arg)
+    if name in PROFILE_SETTERS and arg in FIELDS[PROFILE_SETTERS[name]]:
+        return Action(name, arg=arg)
+    if name == "pstep" and arg in FIELDS:
+        return Action(name, arg=arg)
     return None
 
 
@@ -49,3 +58,12 @@ def measure_action(number: int) -> str:
 
 def lang_action(lang: str) -> str:
     return f"lang:{lang}"
+
+
+def profile_step_action(field: str) -> str:
+    return f"pstep:{field}"
+
+
+def profile_set_action(field: str, value: str) -> str:
+    setter = next(name for name, target in PROFILE_SETTERS.items() if target == field)
+    return f"{setter}:{value}"

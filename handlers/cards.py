@@ -33,6 +33,7 @@ def main_menu(lang: str, greeting: bool = False) -> Reply:
             '"I want a loan to open a shop".'
         ).format(document=DOCUMENT)
     buttons = [
+        [Button(_("Find measures for me"), "match")],
         [Button(_("Browse the 7 plans"), "plans")],
         [Button(_("City targets to 2026"), "targets")],
         [Button(_("Help"), "help"), Button(_("Language"), "lang_menu")],
@@ -48,6 +49,7 @@ def help_reply(lang: str) -> Reply:
         "• Browse the 7 plans and their 24 measures with the buttons.\n"
         "• /m7 opens measure 7 directly (any number from 1 to 24).\n"
         "• Type a question in your own words.\n"
+        "• /profile tells me about you; /match shows the measures for you.\n"
         "• /targets shows the city's targets to 2026.\n"
         "• /lang changes the language.\n"
         "• /forget deletes what this assistant holds about you.\n\n"

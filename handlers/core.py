@@ -9,12 +9,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from content.loader import Content
+from content.schema import Profile
 from content.store import ContentStore
-from handlers import cards
-from handlers.actions import Action, parse_action
+from handlers import cards, profile_cards
+from handlers.actions import PROFILE_SETTERS, Action, parse_action
 from handlers.i18n import DEFAULT_LANG, gettext_for, normalize_lang
+from handlers.matching import MatchResult, check_examples, match_profile
 from handlers.replies import MAX_TEXT_CHARS, Button, Incoming, Reply
 from handlers.search import TARGETS, Answer, QuestionIndex
+from handlers.vocabulary import MULTIPLE
 from storage.inquiry_log import InquiryLog, InquiryRecord
 from storage.users import Pseudonymizer, UserStore
 
@@ -40,12 +43,21 @@ class Turn:
     content: Content
     search: QuestionIndex
     inquiries: InquiryLog
+    profile: Profile | None = None
 
     def log(self, kind: str, text: str | None = None, **fields: Any) -> None:
         if text is not None:
             fields["text"] = printable(text)
+        district = self.profile.district if self.profile else None
         self.inquiries.record(
-            InquiryRecord(channel=self.channel, user_pseudonym=self.pseudonym, lang=self.lang, kind=kind, **fields)
+            InquiryRecord(
+                channel=self.channel,
+                user_pseudonym=self.pseudonym,
+                lang=self.lang,
+                kind=kind,
+                district=district,
+                **fields,
+            )
         )
 
 
@@ -67,6 +79,8 @@ class Assistant:
         self.pseudonymize = pseudonymize
         self.default_lang = default_lang
         content.add_view("search", QuestionIndex)
+        if check_examples not in content.validators:
+            content.validators.append(check_examples)
         self._actions: dict[str, Handler] = {
             "home": self._home,
             "plans": self._plans,
@@ -79,6 +93,12 @@ class Assistant:
             "forget": self._forget_ask,
             "forget_yes": self._forget_confirmed,
             "forget_no": self._forget_cancelled,
+            "profile": self._profile,
+            "pedit": self._profile_edit,
+            "pclear": self._profile_clear,
+            "pstep": self._profile_step,
+            "match": self._match,
+            **{setter: self._profile_set for setter in PROFILE_SETTERS},
         }
         self._commands: dict[str, str] = {
             "start": "home",
@@ -89,6 +109,8 @@ class Assistant:
             "lang": "lang_menu",
             "language": "lang_menu",
             "forget": "forget",
+            "profile": "profile",
+            "match": "match",
         }
 
     async def handle(self, incoming: Incoming) -> list[Reply]:
@@ -97,7 +119,15 @@ class Assistant:
         hinted = normalize_lang(incoming.language) or self.default_lang
         user = await self.users.seen(pseudonym, incoming.channel, hinted)
         snapshot = self.content.snapshot
-        turn = Turn(incoming.channel, pseudonym, user.lang, snapshot.content, snapshot.views["search"], self.inquiries)
+        turn = Turn(
+            incoming.channel,
+            pseudonym,
+            user.lang,
+            snapshot.content,
+            snapshot.views["search"],
+            self.inquiries,
+            profile=user.profile,
+        )
         if incoming.action is not None:
             return await self._on_button(turn, incoming.action)
         text = printable(incoming.text).strip()
@@ -218,6 +248,48 @@ class Assistant:
         turn.log("lang", text=action.arg)
         return [cards.main_menu(turn.lang)]
 
+    async def _profile(self, turn: Turn, _action: Action) -> list[Reply]:
+        turn.log("profile")
+        return [profile_cards.profile_summary(turn.profile, turn.lang)]
+
+    async def _profile_edit(self, turn: Turn, _action: Action) -> list[Reply]:
+        return [profile_cards.profile_step(turn.profile or Profile(), "identity", turn.lang)]
+
+    async def _profile_clear(self, turn: Turn, _action: Action) -> list[Reply]:
+        await self.users.set_profile(turn.pseudonym, None)
+        return [profile_cards.profile_summary(None, turn.lang)]
+
+    async def _profile_step(self, turn: Turn, action: Action) -> list[Reply]:
+        return [profile_cards.profile_step(turn.profile or Profile(), action.arg, turn.lang)]
+
+    async def _profile_set(self, turn: Turn, action: Action) -> list[Reply]:
+        """A tap on a profile answer: toggles a multiple choice, or sets a single one and moves on."""
+        field = PROFILE_SETTERS[action.name]
+        profile = turn.profile or Profile()
+        if field in MULTIPLE:
+            chosen = list(getattr(profile, field))
+            chosen = [v for v in chosen if v != action.arg] if action.arg in chosen else [*chosen, action.arg]
+            profile = profile.model_copy(update={field: chosen})
+            step = field
+        else:
+            profile = profile.model_copy(update={field: action.arg})
+            step = profile_cards.next_step(field) or field
+        await self.users.set_profile(turn.pseudonym, profile)
+        turn.profile = profile
+        return [profile_cards.profile_step(profile, step, turn.lang)]
+
+    async def _match(self, turn: Turn, _action: Action) -> list[Reply]:
+        if turn.profile is None or turn.profile == Profile():
+            return [profile_cards.profile_summary(None, turn.lang)]
+        result = match_profile(turn.content, turn.profile, turn.lang)
+        turn.log(
+            "match",
+            answered=bool(result.results),
+            profile=turn.profile.model_dump(mode="json"),
+            results=match_results(result),
+        )
+        return [profile_cards.match_reply(turn.content, result, turn.lang)]
+
     async def _forget_ask(self, turn: Turn, _action: Action) -> list[Reply]:
         _ = gettext_for(turn.lang)
         text = _(
@@ -249,3 +321,12 @@ def _results(answer: Answer) -> list[dict[str, Any]]:
         }
         for rank, hit in enumerate(answer.hits, 1)
     ]
+
+
+def match_results(result: MatchResult) -> list[dict[str, Any]]:
+    """The ranked results of a match, as logged."""
+    applicable = [
+        {"measure": m.measure.number, "rank": rank, "score": m.score} for rank, m in enumerate(result.results, 1)
+    ]
+    near = [{"measure": m.measure.number, "near_miss": True, "score": m.score} for m in result.near_misses]
+    return applicable + near

@@ -29,6 +29,8 @@ class InquiryRecord:
     text: str | None = None
     answered: bool | None = None
     results: list[Any] | None = None
+    district: str | None = None
+    profile: dict[str, Any] | None = None
     created_at: datetime = field(default_factory=utcnow)
 
 

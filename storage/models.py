@@ -31,6 +31,8 @@ class User(Base):
     lang: Mapped[str] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    profile: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    profile_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Inquiry(Base):
@@ -54,3 +56,5 @@ class Inquiry(Base):
     text: Mapped[str | None] = mapped_column(Text)
     answered: Mapped[bool | None]
     results: Mapped[list[Any] | None] = mapped_column(JSON)
+    district: Mapped[str | None] = mapped_column(String(16))
+    profile: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -7,8 +7,10 @@ import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from pydantic import ValidationError
 from sqlalchemy import delete, select, update
 
+from content.schema import Profile
 from storage.db import Database
 from storage.models import Inquiry, User, utcnow
 
@@ -34,6 +36,7 @@ class UserRecord:
     channel: str
     lang: str
     is_new: bool
+    profile: Profile | None = None
 
 
 class UserStore:
@@ -50,17 +53,34 @@ class UserStore:
                 return UserRecord(pseudonym, channel, lang, is_new=True)
             if now - _aware(user.last_seen_at) > LAST_SEEN_RESOLUTION:
                 user.last_seen_at = now
-            return UserRecord(pseudonym, user.channel, user.lang, is_new=False)
+            return UserRecord(pseudonym, user.channel, user.lang, is_new=False, profile=_profile(user.profile))
 
     async def set_lang(self, pseudonym: str, lang: str) -> None:
         async with self.db.session.begin() as session:
             await session.execute(update(User).where(User.pseudonym == pseudonym).values(lang=lang))
+
+    async def set_profile(self, pseudonym: str, profile: Profile | None) -> None:
+        stored = profile.model_dump(mode="json") if profile is not None else None
+        async with self.db.session.begin() as session:
+            await session.execute(
+                update(User).where(User.pseudonym == pseudonym).values(profile=stored, profile_updated_at=utcnow())
+            )
 
     async def forget(self, pseudonym: str) -> None:
         """Delete the user and everything logged under their pseudonym."""
         async with self.db.session.begin() as session:
             await session.execute(delete(Inquiry).where(Inquiry.user_pseudonym == pseudonym))
             await session.execute(delete(User).where(User.pseudonym == pseudonym))
+
+
+def _profile(stored: dict | None) -> Profile | None:
+    """The stored profile; one that no longer fits the vocabulary is dropped rather than crash a reply."""
+    if stored is None:
+        return None
+    try:
+        return Profile.model_validate(stored)
+    except ValidationError:
+        return None
 
 
 def _aware(moment: datetime) -> datetime:

@@ -40,7 +40,7 @@ def code_messages() -> set[str]:
     found = set()
     for folder in ("bot", "handlers"):
         for _file, _line, message, _comments, _context in extract_from_dir(
-            PROJECT_ROOT / folder, keywords={"_": None}, comment_tags=()
+            PROJECT_ROOT / folder, keywords={"_": None, "N_": None}, comment_tags=()
         ):
             found.add(message)
     return found
