@@ -14,8 +14,10 @@ from bot.api import add_api
 from bot.channels import telegram
 from bot.channels.web import MAX_BODY_BYTES, add_web_chat
 from bot.config import Settings
+from bot.delivery import DeliveryWorker
 from content.store import ContentStore
 from handlers.core import Assistant
+from storage.announcements import AnnouncementStore
 from storage.db import Database
 from storage.inquiry_log import InquiryLog
 from storage.users import Pseudonymizer, UserStore
@@ -32,6 +34,7 @@ class Services:
     db: Database
     inquiries: InquiryLog
     assistant: Assistant
+    announcements: AnnouncementStore
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -41,14 +44,25 @@ class Services:
         await db.migrate()
         inquiries = InquiryLog(db)
         inquiries.start()
+        announcements = AnnouncementStore(db)
         assistant = Assistant(
             content,
             UserStore(db),
             inquiries,
             Pseudonymizer(settings.pseudonymisation_key()),
             default_lang=settings.default_lang,
+            announcements=announcements,
         )
-        return cls(settings, content, db, inquiries, assistant)
+        return cls(settings, content, db, inquiries, assistant, announcements)
+
+    def delivery_worker(self, senders: dict) -> DeliveryWorker:
+        """The announcement worker for these channels; an embedded (SQLite) single process reclaims
+        its own unfinished deliveries at once, several workers wait for the lease."""
+        settings = self.settings
+        lease = 0.0 if self.db.is_sqlite else settings.delivery_lease_seconds
+        worker = DeliveryWorker(self.announcements, senders, rate=settings.delivery_rate, lease=lease)
+        self.assistant.on_announcement_queued = worker.wake
+        return worker
 
     async def close(self) -> None:
         await self.inquiries.close()
@@ -71,20 +85,25 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     await web.TCPSite(runner, settings.http_host, settings.http_port).start()
     log.info("local chat on http://%s:%d/", settings.http_host, settings.http_port)
     bot = None
+    senders = {}
     if settings.telegram_bot_token is not None:
         token = settings.telegram_bot_token.get_secret_value()
         bot = telegram.build_application(services.assistant, token, settings.telegram_api_base_url)
         await telegram.start_polling(bot)
+        senders[telegram.CHANNEL] = telegram.TelegramSender(bot.bot)
         log.info("Telegram: polling for updates")
-    watcher = asyncio.create_task(services.content.watch()) if settings.content_watch else None
+    tasks = [asyncio.create_task(services.content.watch())] if settings.content_watch else []
+    if senders:
+        tasks.append(asyncio.create_task(services.delivery_worker(senders).run()))
     try:
         await stop.wait()
     finally:
         log.info("shutting down")
-        if watcher is not None:
-            watcher.cancel()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+                await task
         if bot is not None:
             await telegram.stop_polling(bot)
         await runner.cleanup()

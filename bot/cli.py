@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
+from typing import get_args
 
 from bot.config import Settings
 from content.loader import ContentInvalid, check_content
@@ -21,12 +22,24 @@ def main(argv: list[str] | None = None) -> int:
     content_commands = content.add_subparsers(dest="content_command", required=True)
     check = content_commands.add_parser("check", help="validate the content folder")
     check.add_argument("path", nargs="?", type=Path, help="folder to check (default: CONTENT_DIR)")
+    staff = commands.add_parser("staff", help="grant or revoke the staff and admin roles")
+    staff_commands = staff.add_subparsers(dest="staff_command", required=True)
+    grant = staff_commands.add_parser("grant", help="make a user staff (for districts) or admin")
+    revoke = staff_commands.add_parser("revoke", help="take a user's role away")
+    for sub in (grant, revoke):
+        sub.add_argument("--channel", required=True, choices=["telegram", "wechat", "web", "shell"])
+        sub.add_argument("--user", required=True, help="their id on that channel (Telegram user id, WeChat OpenID)")
+    grant.add_argument("--role", choices=["staff", "admin"], default="staff")
+    grant.add_argument("--districts", default="", help="comma-separated districts for staff, e.g. huancui,wendeng")
+    staff_commands.add_parser("list", help="list staff and admins (by pseudonym)")
     args = parser.parse_args(argv)
 
     settings = Settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "content":
         return content_check(args.path or settings.content_dir)
+    if args.command == "staff":
+        return _run(_staff(settings, args))
     if args.command == "shell":
         logging.getLogger().setLevel(logging.WARNING)
         return _run(_shell(settings))
@@ -57,6 +70,35 @@ def _run(coroutine) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+async def _staff(settings: Settings, args: argparse.Namespace) -> None:
+    from content.schema import District
+    from storage.announcements import AnnouncementStore
+    from storage.db import Database
+    from storage.users import Pseudonymizer
+
+    db = Database(settings.database_url, schema=settings.database_schema)
+    await db.migrate()
+    store = AnnouncementStore(db)
+    try:
+        if args.staff_command == "list":
+            for pseudonym, channel, role, districts in await store.staff():
+                print(f"{pseudonym}  {channel:8}  {role:5}  {','.join(districts or []) or 'all districts'}")
+            return
+        pseudonym = Pseudonymizer(settings.pseudonymisation_key())(args.channel, args.user)
+        if args.staff_command == "revoke":
+            await store.grant(pseudonym, args.channel, None)
+            print(f"revoked the role of {pseudonym}")
+            return
+        districts = [d for d in args.districts.split(",") if d]
+        unknown = sorted(set(districts) - set(get_args(District)))
+        if unknown or (args.role == "staff" and not districts):
+            raise SystemExit(f"staff need --districts from: {', '.join(get_args(District))}")
+        await store.grant(pseudonym, args.channel, args.role, districts)
+        print(f"{pseudonym} is now {args.role}" + (f" for {', '.join(districts)}" if districts else ""))
+    finally:
+        await db.close()
 
 
 async def _serve(settings: Settings) -> None:

@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     http_port: int = Field(8080, description="port of the web server")
     telegram_bot_token: SecretStr | None = Field(None, description="Telegram bot token; unset: no Telegram")
     telegram_api_base_url: str = Field("https://api.telegram.org/bot", description="Bot API base URL")
+    delivery_rate: float = Field(25.0, description="announcement messages per second, all chats together")
+    delivery_lease_seconds: float = Field(60.0, description="when another worker may retake an unfinished delivery")
     pseudonym_key: SecretStr | None = Field(None, description="key for hashing user ids in the log")
     pseudonym_key_file: Path = Field(Path("data/pseudonym.key"), description="where the key is kept if not set")
     log_level: str = Field("INFO", description="logging level")

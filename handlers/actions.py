@@ -12,10 +12,11 @@ from content.schema import LANGS
 from handlers.vocabulary import FIELDS
 
 _PATTERN = re.compile(r"^(?P<name>[a-z_]{1,16})(?::(?P<arg>[a-z0-9_]{1,24}))?$")
-_NUMBERED = {"plan", "m"}
+_NUMBERED = {"plan", "m", "stp", "aut"}
 _SIMPLE = {
     "home", "plans", "targets", "help", "forget", "forget_yes", "forget_no", "lang_menu",
     "profile", "pedit", "pclear", "match",
+    "sub", "unsub", "sdist", "acancel", "asend", "asend_later",
 }  # fmt: skip
 PROFILE_SETTERS = {"pid": "identity", "pst": "stage", "psc": "sector", "pdi": "district", "pne": "needs"}
 
@@ -44,6 +45,10 @@ def parse_action(payload: str | None) -> Action | None:
     if name in PROFILE_SETTERS and arg in FIELDS[PROFILE_SETTERS[name]]:
         return Action(name, arg=arg)
     if name == "pstep" and arg in FIELDS:
+        return Action(name, arg=arg)
+    if (name == "sdi" and (arg in FIELDS["district"] or arg == "all")) or (name == "aud" and arg == "all"):
+        return Action(name, arg=arg)
+    if name == "aui" and arg in FIELDS["identity"]:
         return Action(name, arg=arg)
     return None
 

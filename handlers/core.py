@@ -5,21 +5,24 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from content.loader import Content
 from content.schema import Profile
 from content.store import ContentStore
-from handlers import cards, profile_cards
+from handlers import announcements, cards, profile_cards
 from handlers.actions import PROFILE_SETTERS, Action, parse_action
 from handlers.i18n import DEFAULT_LANG, gettext_for, normalize_lang
 from handlers.matching import MatchResult, check_examples, match_profile
 from handlers.replies import MAX_TEXT_CHARS, Button, Incoming, Reply
 from handlers.search import TARGETS, Answer, QuestionIndex
-from handlers.vocabulary import MULTIPLE
+from handlers.vocabulary import MULTIPLE, label
+from storage.announcements import AnnouncementStore, Audience
 from storage.inquiry_log import InquiryLog, InquiryRecord
-from storage.users import Pseudonymizer, UserStore
+from storage.users import Pseudonymizer, UserRecord, UserStore
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,20 @@ class Turn:
     content: Content
     search: QuestionIndex
     inquiries: InquiryLog
-    profile: Profile | None = None
+    user: UserRecord
+    address: str
+
+    @property
+    def profile(self) -> Profile | None:
+        return self.user.profile
+
+    @profile.setter
+    def profile(self, profile: Profile | None) -> None:
+        self.user = replace(self.user, profile=profile)
+
+    @property
+    def is_staff(self) -> bool:
+        return self.user.role in ("staff", "admin")
 
     def log(self, kind: str, text: str | None = None, **fields: Any) -> None:
         if text is not None:
@@ -72,7 +88,12 @@ class Assistant:
         inquiries: InquiryLog,
         pseudonymize: Pseudonymizer,
         default_lang: str = DEFAULT_LANG,
+        announcements: AnnouncementStore | None = None,
+        push_channels: frozenset[str] = frozenset({"telegram", "wechat"}),
     ) -> None:
+        self.announcements = announcements
+        self.push_channels = push_channels
+        self.on_announcement_queued: Callable[[], None] = lambda: None
         self.content = content
         self.users = users
         self.inquiries = inquiries
@@ -99,6 +120,17 @@ class Assistant:
             "pstep": self._profile_step,
             "match": self._match,
             **{setter: self._profile_set for setter in PROFILE_SETTERS},
+            "sub": self._subscribe,
+            "stp": self._subscription_topic,
+            "sdist": self._subscription_districts,
+            "sdi": self._subscription_district,
+            "unsub": self._unsubscribe,
+            "aud": self._announce_audience,
+            "aut": self._announce_audience,
+            "aui": self._announce_audience,
+            "asend": self._announce_send,
+            "asend_later": self._announce_send,
+            "acancel": self._announce_cancel,
         }
         self._commands: dict[str, str] = {
             "start": "home",
@@ -111,6 +143,9 @@ class Assistant:
             "forget": "forget",
             "profile": "profile",
             "match": "match",
+            "subscribe": "sub",
+            "unsubscribe": "unsub",
+            "stop": "unsub",
         }
 
     async def handle(self, incoming: Incoming) -> list[Reply]:
@@ -126,7 +161,8 @@ class Assistant:
             snapshot.content,
             snapshot.views["search"],
             self.inquiries,
-            profile=user.profile,
+            user=user,
+            address=incoming.user_id,
         )
         if incoming.action is not None:
             return await self._on_button(turn, incoming.action)
@@ -154,6 +190,10 @@ class Assistant:
             return await self._measure(turn, Action("m", number=int(measure[1])))
         if name == "lang" and normalize_lang(arg):
             return await self._set_language(turn, Action("lang", arg=normalize_lang(arg)))
+        if name == "announce":
+            return await self._announce(turn)
+        if name == "announcements":
+            return await self._announcements(turn)
         if name in self._commands:
             return await self._actions[self._commands[name]](turn, Action(self._commands[name]))
         turn.log("unknown_command", text=text[:200], answered=False)
@@ -165,6 +205,8 @@ class Assistant:
         if not text:
             text = _("I can only read text. Please type your question, or use the menu.")
             return [Reply(text, [cards.nav_row(turn.lang)])]
+        if turn.is_staff and (turn.user.draft or {}).get("step") == "text":
+            return await self._announce_text(turn, text)
         if len(text) > MAX_TEXT_CHARS:
             turn.log("question", text=text[:MAX_TEXT_CHARS], answered=False)
             return [
@@ -290,6 +332,143 @@ class Assistant:
         )
         return [profile_cards.match_reply(turn.content, result, turn.lang)]
 
+    # Subscriptions ---------------------------------------------------------------------------
+
+    def _store(self) -> AnnouncementStore:
+        if self.announcements is None:
+            raise RuntimeError("announcements are not configured")
+        return self.announcements
+
+    async def _subscribe(self, turn: Turn, _action: Action) -> list[Reply]:
+        _ = gettext_for(turn.lang)
+        if turn.channel not in self.push_channels or self.announcements is None:
+            return [
+                Reply(_("Announcements are sent on Telegram and WeChat: subscribe there."), [cards.nav_row(turn.lang)])
+            ]
+        existing = await self._store().subscription(turn.pseudonym)
+        district = existing.district if existing else (turn.profile.district if turn.profile else None)
+        sub = await self._store().subscribe(turn.pseudonym, turn.channel, turn.address, district)
+        turn.log("subscribe")
+        return [announcements.subscription_reply(turn.content, sub.topics, sub.district, turn.lang)]
+
+    async def _subscription_topic(self, turn: Turn, action: Action) -> list[Reply]:
+        sub = await self._store().subscription(turn.pseudonym)
+        if sub is None or action.number not in turn.content.plans:
+            return await self._subscribe(turn, action)
+        topics = [t for t in sub.topics if t != action.number]
+        if action.number not in sub.topics:
+            topics.append(action.number)
+        sub = await self._store().update_subscription(turn.pseudonym, topics=sorted(topics))
+        return [announcements.subscription_reply(turn.content, sub.topics, sub.district, turn.lang)]
+
+    async def _subscription_districts(self, turn: Turn, _action: Action) -> list[Reply]:
+        return [announcements.district_menu(turn.lang)]
+
+    async def _subscription_district(self, turn: Turn, action: Action) -> list[Reply]:
+        if await self._store().subscription(turn.pseudonym) is None:
+            return await self._subscribe(turn, action)
+        district = None if action.arg == "all" else action.arg
+        sub = await self._store().update_subscription(turn.pseudonym, district=district)
+        return [announcements.subscription_reply(turn.content, sub.topics, sub.district, turn.lang)]
+
+    async def _unsubscribe(self, turn: Turn, _action: Action) -> list[Reply]:
+        _ = gettext_for(turn.lang)
+        if self.announcements is not None and await self._store().unsubscribe(turn.pseudonym):
+            turn.log("unsubscribe")
+            return [
+                Reply(
+                    _("Done: you will get no more announcements. /subscribe starts them again."),
+                    [cards.nav_row(turn.lang)],
+                )
+            ]
+        return [Reply(_("You are not subscribed to announcements."), [cards.nav_row(turn.lang)])]
+
+    # Announcements (staff) ---------------------------------------------------------------------
+
+    async def _announce(self, turn: Turn) -> list[Reply]:
+        _ = gettext_for(turn.lang)
+        if not turn.is_staff or self.announcements is None:
+            turn.log("announce_refused", answered=False)
+            return [Reply(_("Only service-station staff can send announcements."), [cards.nav_row(turn.lang)])]
+        await self._store().save_draft(turn.pseudonym, {"step": "text"})
+        text = _("Send me the text of the announcement. Write /m7 to link measure 7 (any number).")
+        return [Reply(text, [[Button(_("Cancel"), "acancel")]])]
+
+    async def _announce_text(self, turn: Turn, text: str) -> list[Reply]:
+        _ = gettext_for(turn.lang)
+        if len(text) > MAX_TEXT_CHARS:
+            return [
+                Reply(
+                    _("That message is too long for me. Please ask in a sentence or two."),
+                    [[Button(_("Cancel"), "acancel")]],
+                )
+            ]
+        await self._store().save_draft(turn.pseudonym, {"step": "audience", "text": text})
+        return [announcements.audience_menu(turn.content, text, turn.lang)]
+
+    def _audience(self, turn: Turn, action: Action) -> tuple[Audience, str]:
+        _ = gettext_for(turn.lang)
+        districts = None if turn.user.role == "admin" else list(turn.user.districts or [])
+        where = _("all districts") if districts is None else _(", ").join(label(d, turn.lang) for d in districts)
+        if action.name == "aut":
+            topic = turn.content.plans[action.number].short_name.get(turn.lang)
+            return Audience(districts, topic=action.number), _("{where}; topic: {topic}").format(
+                where=where, topic=topic
+            )
+        if action.name == "aui":
+            who = label(action.arg, turn.lang)
+            return Audience(districts, identity=action.arg), _("{where}; {who}").format(where=where, who=who)
+        return Audience(districts), where
+
+    async def _announce_audience(self, turn: Turn, action: Action) -> list[Reply]:
+        draft = turn.user.draft or {}
+        if (
+            not turn.is_staff
+            or not draft.get("text")
+            or (action.name == "aut" and action.number not in turn.content.plans)
+        ):
+            return await self._announce(turn)
+        audience, described = self._audience(turn, action)
+        recipients = await self._store().count_recipients(audience)
+        await self._store().save_draft(
+            turn.pseudonym, {**draft, "step": "confirm", "audience": audience.as_json(), "described": described}
+        )
+        return [announcements.preview(draft["text"], described, recipients, turn.lang)]
+
+    async def _announce_send(self, turn: Turn, action: Action) -> list[Reply]:
+        _ = gettext_for(turn.lang)
+        draft = turn.user.draft or {}
+        if not turn.is_staff or draft.get("step") != "confirm":
+            return await self._announce(turn)
+        send_at = _tomorrow_morning() if action.name == "asend_later" else None
+        announcement_id, recipients = await self._store().create(
+            turn.pseudonym, turn.channel, turn.address, draft["text"], Audience(**draft["audience"]), send_at
+        )
+        await self._store().save_draft(turn.pseudonym, None)
+        turn.log("announce", text=draft["text"][:200])
+        self.on_announcement_queued()
+        when = _("tomorrow at 09:00") if send_at else _("now")
+        text = _(
+            "Announcement #{id} is queued for {recipients} subscriber(s), sending {when}. "
+            "/announcements shows its progress."
+        ).format(id=announcement_id, recipients=recipients, when=when)
+        return [Reply(text, [cards.nav_row(turn.lang)])]
+
+    async def _announce_cancel(self, turn: Turn, _action: Action) -> list[Reply]:
+        _ = gettext_for(turn.lang)
+        if turn.is_staff:
+            await self._store().save_draft(turn.pseudonym, None)
+        return [Reply(_("Cancelled: nothing was sent."), [cards.nav_row(turn.lang)])]
+
+    async def _announcements(self, turn: Turn) -> list[Reply]:
+        _ = gettext_for(turn.lang)
+        if not turn.is_staff or self.announcements is None:
+            turn.log("announce_refused", answered=False)
+            return [Reply(_("Only service-station staff can send announcements."), [cards.nav_row(turn.lang)])]
+        author = None if turn.user.role == "admin" else turn.pseudonym
+        reports = [announcements.delivery_report(p, turn.lang).text for p in await self._store().recent(author)]
+        return [Reply("\n".join(reports) or _("No announcements yet."), [cards.nav_row(turn.lang)])]
+
     async def _forget_ask(self, turn: Turn, _action: Action) -> list[Reply]:
         _ = gettext_for(turn.lang)
         text = _(
@@ -330,3 +509,10 @@ def match_results(result: MatchResult) -> list[dict[str, Any]]:
     ]
     near = [{"measure": m.measure.number, "near_miss": True, "score": m.score} for m in result.near_misses]
     return applicable + near
+
+
+def _tomorrow_morning() -> datetime:
+    """09:00 tomorrow in Weihai."""
+    weihai = ZoneInfo("Asia/Shanghai")
+    tomorrow = datetime.now(weihai).date() + timedelta(days=1)
+    return datetime.combine(tomorrow, time(9, 0), tzinfo=weihai)

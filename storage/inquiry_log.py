@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
 from storage.db import Database
 from storage.models import Inquiry, utcnow
@@ -111,19 +112,18 @@ class InquiryLog:
             delay = min(delay * 2, self.max_backoff)
 
     async def _drop_poison(self, batch: list[InquiryRecord]) -> list[InquiryRecord]:
-        """Write the batch one by one. If some records fail while others go in, those are
-        unwritable (bad data) and are dropped; if none goes in, the database is down: keep all."""
-        failed = []
+        """Write the batch one by one, dropping records the database refuses as data (they would
+        block the log forever); records that fail for any other reason are kept for a retry."""
+        kept = []
         for record in batch:
             try:
                 await self._insert([record])
-            except Exception:
-                failed.append(record)
-        if len(failed) < len(batch):
-            for record in failed:
-                log.error("dropped an inquiry the database refuses: kind=%s", record.kind)
-            return []
-        return failed
+            except Exception as exc:
+                if _refused_as_data(exc):
+                    log.error("dropped an inquiry the database refuses (kind=%s): %s", record.kind, type(exc).__name__)
+                else:
+                    kept.append(record)
+        return kept
 
     async def _write_pending(self) -> None:
         while not self._queue.empty():
@@ -133,3 +133,12 @@ class InquiryLog:
     async def _insert(self, batch: list[InquiryRecord]) -> None:
         async with self.db.session.begin() as session:
             await session.execute(insert(Inquiry), [asdict(r) for r in batch])
+
+
+def _refused_as_data(exc: Exception) -> bool:
+    """The record itself is bad (unencodable value, constraint), not the database unavailable."""
+    if isinstance(exc, DataError | IntegrityError):
+        return True
+    if isinstance(exc, StatementError) and not isinstance(exc, DBAPIError):
+        return isinstance(exc.orig, TypeError | ValueError)
+    return isinstance(exc, TypeError | ValueError)

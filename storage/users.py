@@ -12,7 +12,7 @@ from sqlalchemy import delete, select, update
 
 from content.schema import Profile
 from storage.db import Database
-from storage.models import Inquiry, User, utcnow
+from storage.models import Delivery, Inquiry, Subscription, User, utcnow
 
 LAST_SEEN_RESOLUTION = timedelta(minutes=10)
 
@@ -37,6 +37,9 @@ class UserRecord:
     lang: str
     is_new: bool
     profile: Profile | None = None
+    role: str | None = None
+    districts: list[str] | None = None
+    draft: dict | None = None
 
 
 class UserStore:
@@ -53,7 +56,16 @@ class UserStore:
                 return UserRecord(pseudonym, channel, lang, is_new=True)
             if now - _aware(user.last_seen_at) > LAST_SEEN_RESOLUTION:
                 user.last_seen_at = now
-            return UserRecord(pseudonym, user.channel, user.lang, is_new=False, profile=_profile(user.profile))
+            return UserRecord(
+                pseudonym,
+                user.channel,
+                user.lang,
+                is_new=False,
+                profile=_profile(user.profile),
+                role=user.role,
+                districts=user.districts,
+                draft=user.draft,
+            )
 
     async def set_lang(self, pseudonym: str, lang: str) -> None:
         async with self.db.session.begin() as session:
@@ -67,8 +79,11 @@ class UserStore:
             )
 
     async def forget(self, pseudonym: str) -> None:
-        """Delete the user and everything logged under their pseudonym."""
+        """Delete the user, their subscription and everything logged under their pseudonym."""
         async with self.db.session.begin() as session:
+            subscription = select(Subscription.id).where(Subscription.user_pseudonym == pseudonym)
+            await session.execute(delete(Delivery).where(Delivery.subscription_id.in_(subscription)))
+            await session.execute(delete(Subscription).where(Subscription.user_pseudonym == pseudonym))
             await session.execute(delete(Inquiry).where(Inquiry.user_pseudonym == pseudonym))
             await session.execute(delete(User).where(User.pseudonym == pseudonym))
 

@@ -19,18 +19,31 @@ class Call:
     params: dict[str, Any]
 
 
+class ApiRefusal(Exception):
+    """An error answer of the Bot API, such as 403 (blocked) or 429 (too many requests)."""
+
+    def __init__(self, code: int, description: str, retry_after: int | None = None) -> None:
+        super().__init__(description)
+        self.code, self.description, self.retry_after = code, description, retry_after
+
+
 @dataclass
 class FakeTelegram:
     token: str = "123456:TEST-TOKEN"
     calls: list[Call] = field(default_factory=list)
     updates: list[dict[str, Any]] = field(default_factory=list)
     server: TestServer | None = None
+    blocked_chats: set[int] = field(default_factory=set)
+    busy_once_chats: set[int] = field(default_factory=set)
+    max_per_second: float | None = None
 
     def __post_init__(self) -> None:
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
         self._new_update = asyncio.Condition()
         self._new_call = asyncio.Condition()
+        self.refused = 0
+        self._window: list[float] = []
 
     @property
     def base_url(self) -> str:
@@ -56,11 +69,18 @@ class FakeTelegram:
         params = await _params(request)
         if method == "getUpdates":
             return _ok(await self._get_updates(params))
+        handler = getattr(self, f"_{method}", None)
+        try:
+            result = handler(params) if handler else True
+        except ApiRefusal as refusal:
+            body: dict[str, Any] = {"ok": False, "error_code": refusal.code, "description": refusal.description}
+            if refusal.retry_after is not None:
+                body["parameters"] = {"retry_after": refusal.retry_after}
+            return web.json_response(body, status=refusal.code)
         async with self._new_call:
             self.calls.append(Call(method, params))
             self._new_call.notify_all()
-        handler = getattr(self, f"_{method}", None)
-        return _ok(handler(params) if handler else True)
+        return _ok(result)
 
     async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         offset = int(params.get("offset") or 0)
@@ -89,6 +109,19 @@ class FakeTelegram:
         }
 
     def _sendMessage(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id = int(params["chat_id"])
+        if chat_id in self.blocked_chats:
+            raise ApiRefusal(403, "Forbidden: bot was blocked by the user")
+        if chat_id in self.busy_once_chats:
+            self.busy_once_chats.discard(chat_id)
+            raise ApiRefusal(429, "Too Many Requests: retry after 1", retry_after=1)
+        if self.max_per_second is not None:
+            now = time.monotonic()
+            self._window = [t for t in self._window if t > now - 1.0]
+            if len(self._window) >= self.max_per_second:
+                self.refused += 1
+                raise ApiRefusal(429, "Too Many Requests: retry after 1", retry_after=1)
+            self._window.append(now)
         return self._message(params)
 
     def _editMessageText(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -208,3 +241,7 @@ def buttons_of(call: Call) -> list[tuple[str, str]]:
     """(label, callback_data) of every inline button in a sent message."""
     markup = call.params.get("reply_markup") or {}
     return [(b["text"], b.get("callback_data", "")) for row in markup.get("inline_keyboard", []) for b in row]
+
+
+def sent_to(fake: FakeTelegram, chat_id: int) -> list[Call]:
+    return [c for c in fake.calls if c.method == "sendMessage" and int(c.params["chat_id"]) == chat_id]

@@ -34,7 +34,7 @@ async def test_a_clear_question_opens_its_measure_card(web_client: TestClient, q
     (reply,) = await chat(web_client, text=question)
     assert f"m:{measure}" not in actions(reply), "the card itself is shown, not a button to it"
     assert f"plan:{_plan_of(measure)}" in actions(reply), "a card's back button leads to its plan"
-    assert any(marker in reply["text"] for marker in (f"第{measure}条", f"Measure {measure} ·"))
+    assert any(marker in reply["text"] for marker in (f"第{measure}条", f"Measure {measure} ·", f"제{measure}조"))
 
 
 def _plan_of(measure: int) -> int:

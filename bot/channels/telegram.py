@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest, TelegramError
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import Application, ApplicationBuilder, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
+from bot.delivery import Outcome
 from handlers.core import Assistant
 from handlers.replies import Incoming, Reply, split_text
 
@@ -118,3 +119,26 @@ async def stop_polling(application: Application) -> None:
     if application.running:
         await application.stop()
     await application.shutdown()
+
+
+class TelegramSender:
+    """Pushes announcements through the Bot API, turning its errors into delivery outcomes."""
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    async def send(self, address: str, reply: Reply) -> Outcome:
+        try:
+            await self.bot.send_message(int(address), reply.text[:MESSAGE_LIMIT], reply_markup=keyboard(reply))
+        except RetryAfter as exc:
+            retry = exc.retry_after
+            return Outcome(
+                "retry_after", retry_after=retry.total_seconds() if hasattr(retry, "total_seconds") else retry
+            )
+        except Forbidden as exc:
+            return Outcome("blocked", error=str(exc))
+        except (TimedOut, NetworkError) as exc:
+            return Outcome("error", error=str(exc))
+        except TelegramError as exc:
+            return Outcome("failed", error=str(exc))
+        return Outcome("sent")
