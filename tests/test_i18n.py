@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
@@ -46,8 +48,9 @@ def code_messages() -> set[str]:
     return found
 
 
-def test_the_chinese_catalog_translates_every_ui_string() -> None:
-    with (LOCALES_DIR / "zh_Hans" / "LC_MESSAGES" / "messages.po").open("rb") as fp:
+@pytest.mark.parametrize("locale", ["zh_Hans", "en", "ko"])
+def test_every_catalog_translates_every_ui_string(locale: str) -> None:
+    with (LOCALES_DIR / locale / "LC_MESSAGES" / "messages.po").open("rb") as fp:
         catalog = read_po(fp)
     entries = {m.id: m for m in catalog if m.id}
     missing = sorted(code_messages() - set(entries))
@@ -56,3 +59,6 @@ def test_the_chinese_catalog_translates_every_ui_string() -> None:
     assert not untranslated
     assert not [m.id for m in entries.values() if m.fuzzy], "fuzzy entries must be reviewed"
     assert not catalog.obsolete, "obsolete entries must be removed"
+    placeholders = re.compile(r"{\w+}")
+    broken = [m.id for m in entries.values() if set(placeholders.findall(m.id)) != set(placeholders.findall(m.string))]
+    assert not broken, f"translations must keep every placeholder: {broken}"
