@@ -8,11 +8,14 @@ import logging
 import signal
 from dataclasses import dataclass
 
+import aiohttp
 from aiohttp import web
 
 from bot.api import add_api
 from bot.channels import telegram
 from bot.channels.web import MAX_BODY_BYTES, add_web_chat
+from bot.channels.wechat import CHANNEL as WECHAT
+from bot.channels.wechat import WeChatChannel, WeChatSender
 from bot.config import Settings
 from bot.delivery import DeliveryWorker
 from content.store import ContentStore
@@ -73,6 +76,9 @@ def web_application(services: Services) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     add_web_chat(app, services.assistant)
     add_api(app)
+    wechat_config = services.settings.wechat()
+    if wechat_config is not None:
+        WeChatChannel(services.assistant, wechat_config).add_routes(app)
     return app
 
 
@@ -92,6 +98,13 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         await telegram.start_polling(bot)
         senders[telegram.CHANNEL] = telegram.TelegramSender(bot.bot)
         log.info("Telegram: polling for updates")
+    wechat_config = settings.wechat()
+    client = None
+    if wechat_config is not None and wechat_config.app_secret:
+        client = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        senders[WECHAT] = WeChatSender(wechat_config, client)
+    if wechat_config is not None:
+        log.info("WeChat: callback at /wechat")
     tasks = [asyncio.create_task(services.content.watch())] if settings.content_watch else []
     if senders:
         tasks.append(asyncio.create_task(services.delivery_worker(senders).run()))
@@ -106,6 +119,8 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
                 await task
         if bot is not None:
             await telegram.stop_polling(bot)
+        if client is not None:
+            await client.close()
         await runner.cleanup()
         await services.close()
 

@@ -32,14 +32,21 @@ def main(argv: list[str] | None = None) -> int:
     grant.add_argument("--role", choices=["staff", "admin"], default="staff")
     grant.add_argument("--districts", default="", help="comma-separated districts for staff, e.g. huancui,wendeng")
     staff_commands.add_parser("list", help="list staff and admins (by pseudonym)")
+    wechat = commands.add_parser("wechat", help="WeChat Official Account tools")
+    wechat_commands = wechat.add_subparsers(dest="wechat_command", required=True)
+    menu = wechat_commands.add_parser("menu", help="print the custom menu JSON; --install creates it on the account")
+    menu.add_argument("--install", action="store_true", help="install it (needs WECHAT_TOKEN, APPID and APP_SECRET)")
     args = parser.parse_args(argv)
 
     settings = Settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     if args.command == "content":
         return content_check(args.path or settings.content_dir)
     if args.command == "staff":
         return _run(_staff(settings, args))
+    if args.command == "wechat":
+        return wechat_menu(settings, args.install)
     if args.command == "shell":
         logging.getLogger().setLevel(logging.WARNING)
         return _run(_shell(settings))
@@ -57,6 +64,30 @@ def content_check(folder: Path) -> int:
         return 1
     print(f"{folder}: content is valid")
     return 0
+
+
+def wechat_menu(settings: Settings, install: bool) -> int:
+    import json
+
+    from bot.channels.wechat import custom_menu, install_menu
+
+    print(json.dumps(custom_menu(), ensure_ascii=False, indent=2))
+    if not install:
+        return 0
+    config = settings.wechat()
+    if config is None or not config.app_secret:
+        print("set WECHAT_TOKEN, WECHAT_APPID and WECHAT_APP_SECRET to install the menu", file=sys.stderr)
+        return 2
+
+    async def install_now() -> dict:
+        import aiohttp
+
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+            return await install_menu(config, session)
+
+    answer = asyncio.run(install_now())
+    print(f"WeChat answered: {answer}")
+    return 0 if answer.get("errcode", 0) == 0 else 1
 
 
 def _run(coroutine) -> int:

@@ -27,9 +27,28 @@ class Settings(BaseSettings):
     telegram_api_base_url: str = Field("https://api.telegram.org/bot", description="Bot API base URL")
     delivery_rate: float = Field(25.0, description="announcement messages per second, all chats together")
     delivery_lease_seconds: float = Field(60.0, description="when another worker may retake an unfinished delivery")
+    wechat_token: SecretStr | None = Field(None, description="WeChat Official Account token; unset: no WeChat")
+    wechat_appid: str = Field("", description="WeChat AppID")
+    wechat_encoding_aes_key: SecretStr | None = Field(None, description="EncodingAESKey for safe mode")
+    wechat_previous_encoding_aes_key: SecretStr | None = Field(None, description="the previous key, during a rotation")
+    wechat_app_secret: SecretStr | None = Field(None, description="AppSecret, for announcements and the custom menu")
+    wechat_api_base_url: str = Field("https://api.weixin.qq.com", description="WeChat API base URL")
     pseudonym_key: SecretStr | None = Field(None, description="key for hashing user ids in the log")
     pseudonym_key_file: Path = Field(Path("data/pseudonym.key"), description="where the key is kept if not set")
     log_level: str = Field("INFO", description="logging level")
+
+    def wechat(self):  # -> bot.channels.wechat.WeChatConfig | None (imported lazily)
+        """The WeChat settings, or None when WeChat is not configured."""
+        from bot.channels.wechat import WeChatConfig
+
+        if self.wechat_token is None:
+            return None
+        aes_keys = (self.wechat_encoding_aes_key, self.wechat_previous_encoding_aes_key)
+        keys = [key.get_secret_value() for key in aes_keys if key]
+        secret = self.wechat_app_secret.get_secret_value() if self.wechat_app_secret else None
+        return WeChatConfig(
+            self.wechat_token.get_secret_value(), self.wechat_appid, keys, secret, self.wechat_api_base_url
+        )
 
     def pseudonymisation_key(self) -> bytes:
         """The key from PSEUDONYM_KEY, else from its file, created once with a random key."""

@@ -3,7 +3,9 @@
 Guarantee: recipients are stored before sending; a delivery is marked sent right after the
 channel accepted it. If the process dies, deliveries it had claimed but not finished (at most
 `concurrency` messages in flight) are claimed again after the lease expires, so nobody is
-skipped and at most those in-flight messages can arrive twice.
+skipped and at most those in-flight messages can arrive twice. A channel that can only push
+within a window (WeChat: 48 hours after the user's last message) defers the delivery, and the
+user sees it with their next reply.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Outcome:
-    status: Literal["sent", "blocked", "retry_after", "error", "failed"]
+    status: Literal["sent", "blocked", "deferred", "retry_after", "error", "failed"]
     retry_after: float = 0.0
     error: str | None = None
 
@@ -114,8 +116,8 @@ class DeliveryWorker:
     async def _record(self, claimed: Claimed, outcome: Outcome) -> None:
         if outcome.status == "sent":
             await self.store.finish(claimed, "sent")
-        elif outcome.status == "blocked":
-            await self.store.finish(claimed, "blocked", error=outcome.error)
+        elif outcome.status in ("blocked", "deferred"):
+            await self.store.finish(claimed, outcome.status, error=outcome.error)
         elif outcome.status == "retry_after":
             self._paused_until = max(self._paused_until, time.monotonic() + outcome.retry_after)
             retry_at = utcnow() + timedelta(seconds=outcome.retry_after)

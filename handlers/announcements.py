@@ -91,10 +91,11 @@ def delivery_report(progress: Progress, lang: str) -> Reply:
     c = progress.counts
     text = _(
         "Announcement #{id} ({status}): {sent} sent, {failed} failed, {blocked} blocked the bot, "
-        "{pending} still to send, of {total}."
+        "{deferred} waiting for the user's next message, {pending} still to send, of {total}."
     ).format(
         id=progress.announcement_id,
         status=progress.status,
+        deferred=c["deferred"],
         sent=c["sent"],
         failed=c["failed"],
         blocked=c["blocked"],

@@ -90,7 +90,9 @@ class Assistant:
         default_lang: str = DEFAULT_LANG,
         announcements: AnnouncementStore | None = None,
         push_channels: frozenset[str] = frozenset({"telegram", "wechat"}),
+        deferring_channels: frozenset[str] = frozenset({"wechat"}),
     ) -> None:
+        self.deferring_channels = deferring_channels
         self.announcements = announcements
         self.push_channels = push_channels
         self.on_announcement_queued: Callable[[], None] = lambda: None
@@ -164,12 +166,20 @@ class Assistant:
             user=user,
             address=incoming.user_id,
         )
+        waiting = await self._deferred_announcements(turn)
         if incoming.action is not None:
-            return await self._on_button(turn, incoming.action)
+            return waiting + await self._on_button(turn, incoming.action)
         text = printable(incoming.text).strip()
         if text.startswith("/"):
-            return await self._on_command(turn, text)
-        return await self._on_text(turn, text)
+            return waiting + await self._on_command(turn, text)
+        return waiting + await self._on_text(turn, text)
+
+    async def _deferred_announcements(self, turn: Turn) -> list[Reply]:
+        """Announcements the channel could not push (outside its window), shown with this reply."""
+        if self.announcements is None or turn.channel not in self.deferring_channels:
+            return []
+        texts = await self.announcements.take_deferred(turn.pseudonym)
+        return [announcements.announcement_reply(text, 0, turn.lang) for text in texts]
 
     async def _on_button(self, turn: Turn, payload: str) -> list[Reply]:
         action = parse_action(payload)

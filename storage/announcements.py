@@ -20,7 +20,7 @@ from storage.db import Database
 from storage.models import Announcement, Delivery, Subscription, User, utcnow
 
 ROLES = ("staff", "admin")
-TERMINAL = ("sent", "failed", "blocked")
+TERMINAL = ("sent", "failed", "blocked", "deferred")
 
 
 @dataclass(frozen=True)
@@ -192,7 +192,7 @@ class AnnouncementStore:
                 .where(Delivery.announcement_id == announcement_id)
                 .group_by(Delivery.status)
             )
-            counts = {"pending": 0, "sending": 0, "sent": 0, "failed": 0, "blocked": 0}
+            counts = {"pending": 0, "sending": 0, "sent": 0, "failed": 0, "blocked": 0, "deferred": 0}
             counts.update({status: n for status, n in rows})
             return Progress(announcement.id, announcement.status, announcement.text, counts)
 
@@ -263,6 +263,26 @@ class AnnouncementStore:
                 await session.execute(
                     update(Subscription).where(Subscription.id == claimed.subscription_id).values(active=False)
                 )
+
+    async def take_deferred(self, pseudonym: str) -> list[str]:
+        """Announcements that could not be pushed to this user (outside the channel's window): their
+        texts, oldest first, now marked sent because they are shown with the user's next reply."""
+        async with self.db.session.begin() as session:
+            rows = (
+                await session.execute(
+                    select(Delivery.id, Announcement.text)
+                    .join(Subscription, Subscription.id == Delivery.subscription_id)
+                    .join(Announcement, Announcement.id == Delivery.announcement_id)
+                    .where(Subscription.user_pseudonym == pseudonym, Delivery.status == "deferred")
+                    .order_by(Delivery.id)
+                )
+            ).all()
+            if rows:
+                shown = [delivery_id for delivery_id, _text in rows]
+                await session.execute(
+                    update(Delivery).where(Delivery.id.in_(shown)).values(status="sent", sent_at=utcnow())
+                )
+            return [text for _id, text in rows]
 
     async def complete_finished(self) -> list[Announcement]:
         """Mark announcements with no delivery left to send as done; returns them (to report to authors)."""
