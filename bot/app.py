@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
+from telegram.ext import Application
 
 from bot.api import add_api
 from bot.channels import telegram
@@ -18,8 +19,10 @@ from bot.channels.wechat import CHANNEL as WECHAT
 from bot.channels.wechat import WeChatChannel, WeChatSender
 from bot.config import Settings
 from bot.delivery import DeliveryWorker
+from bot.observability import Metrics, add_health_routes, redact_secrets_in_logs
 from content.store import ContentStore
 from handlers.core import Assistant
+from handlers.flood import FloodControl
 from storage.announcements import AnnouncementStore
 from storage.db import Database
 from storage.inquiry_log import InquiryLog
@@ -38,6 +41,7 @@ class Services:
     inquiries: InquiryLog
     assistant: Assistant
     announcements: AnnouncementStore
+    metrics: Metrics
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -56,7 +60,11 @@ class Services:
             default_lang=settings.default_lang,
             announcements=announcements,
         )
-        return cls(settings, content, db, inquiries, assistant, announcements)
+        assistant.flood = FloodControl(rate=settings.flood_rate, burst=settings.flood_burst)
+        metrics = Metrics()
+        assistant.on_handled = metrics.handled
+        assistant.on_flood = metrics.flood_dropped.inc
+        return cls(settings, content, db, inquiries, assistant, announcements, metrics)
 
     def delivery_worker(self, senders: dict) -> DeliveryWorker:
         """The announcement worker for these channels; an embedded (SQLite) single process reclaims
@@ -64,6 +72,7 @@ class Services:
         settings = self.settings
         lease = 0.0 if self.db.is_sqlite else settings.delivery_lease_seconds
         worker = DeliveryWorker(self.announcements, senders, rate=settings.delivery_rate, lease=lease)
+        worker.on_outcome = self.metrics.delivered
         self.assistant.on_announcement_queued = worker.wake
         return worker
 
@@ -72,10 +81,13 @@ class Services:
         await self.db.close()
 
 
-def web_application(services: Services) -> web.Application:
+def web_application(services: Services, telegram_webhook: Application | None = None) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     add_web_chat(app, services.assistant)
     add_api(app)
+    add_health_routes(app, services.db, services.metrics)
+    if telegram_webhook is not None and services.settings.telegram_webhook_secret is not None:
+        telegram.add_webhook_route(app, telegram_webhook, services.settings.telegram_webhook_secret.get_secret_value())
     wechat_config = services.settings.wechat()
     if wechat_config is not None:
         WeChatChannel(services.assistant, wechat_config).add_routes(app)
@@ -85,19 +97,27 @@ def web_application(services: Services) -> web.Application:
 async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Run the web server, Telegram (if a token is set) and the content watcher until stopped."""
     stop = stop or _stop_on_signals()
+    redact_secrets_in_logs(settings.secrets())
     services = await Services.start(settings)
-    runner = web.AppRunner(web_application(services))
-    await runner.setup()
-    await web.TCPSite(runner, settings.http_host, settings.http_port).start()
-    log.info("local chat on http://%s:%d/", settings.http_host, settings.http_port)
     bot = None
     senders = {}
     if settings.telegram_bot_token is not None:
         token = settings.telegram_bot_token.get_secret_value()
         bot = telegram.build_application(services.assistant, token, settings.telegram_api_base_url)
+    webhook = bot if settings.telegram_webhook_url else None
+    runner = web.AppRunner(web_application(services, telegram_webhook=webhook))
+    await runner.setup()
+    await web.TCPSite(runner, settings.http_host, settings.http_port).start()
+    log.info("web server on http://%s:%d/", settings.http_host, settings.http_port)
+    if bot is not None and webhook is not None:
+        secret = settings.telegram_webhook_secret.get_secret_value() if settings.telegram_webhook_secret else ""
+        await telegram.start_webhook(bot, settings.telegram_webhook_url, secret)
+        log.info("Telegram: webhook mode")
+    elif bot is not None:
         await telegram.start_polling(bot)
-        senders[telegram.CHANNEL] = telegram.TelegramSender(bot.bot)
         log.info("Telegram: polling for updates")
+    if bot is not None:
+        senders[telegram.CHANNEL] = telegram.TelegramSender(bot.bot)
     wechat_config = settings.wechat()
     client = None
     if wechat_config is not None and wechat_config.app_secret:
@@ -118,7 +138,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if bot is not None:
-            await telegram.stop_polling(bot)
+            await telegram.stop(bot)
         if client is not None:
             await client.close()
         await runner.cleanup()

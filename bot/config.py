@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     http_port: int = Field(8080, description="port of the web server")
     telegram_bot_token: SecretStr | None = Field(None, description="Telegram bot token; unset: no Telegram")
     telegram_api_base_url: str = Field("https://api.telegram.org/bot", description="Bot API base URL")
+    telegram_webhook_url: str | None = Field(None, description="public URL of /telegram/webhook; unset: polling")
+    telegram_webhook_secret: SecretStr | None = Field(None, description="secret token Telegram sends with updates")
+    flood_rate: float = Field(3.0, description="messages a second one user may keep sending")
+    flood_burst: int = Field(30, description="messages one user may send at once before flood control")
     delivery_rate: float = Field(25.0, description="announcement messages per second, all chats together")
     delivery_lease_seconds: float = Field(60.0, description="when another worker may retake an unfinished delivery")
     wechat_token: SecretStr | None = Field(None, description="WeChat Official Account token; unset: no WeChat")
@@ -49,6 +53,19 @@ class Settings(BaseSettings):
         return WeChatConfig(
             self.wechat_token.get_secret_value(), self.wechat_appid, keys, secret, self.wechat_api_base_url
         )
+
+    def secrets(self) -> list[str]:
+        """Every secret value, to keep them out of the logs."""
+        values = [
+            self.telegram_bot_token,
+            self.telegram_webhook_secret,
+            self.wechat_token,
+            self.wechat_encoding_aes_key,
+            self.wechat_previous_encoding_aes_key,
+            self.wechat_app_secret,
+            self.pseudonym_key,
+        ]
+        return [value.get_secret_value() for value in values if value is not None]
 
     def pseudonymisation_key(self) -> bytes:
         """The key from PSEUDONYM_KEY, else from its file, created once with a random key."""

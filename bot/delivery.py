@@ -15,6 +15,7 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal, Protocol
@@ -64,6 +65,7 @@ class DeliveryWorker:
         self._paused_until = 0.0
         self._last_sent: dict[str, float] = {}
         self._wake = asyncio.Event()
+        self.on_outcome: Callable[[str], None] = lambda status: None
 
     def wake(self) -> None:
         """Look for work now (a new announcement was queued)."""
@@ -114,6 +116,7 @@ class DeliveryWorker:
             self._last_sent = {a: t for a, t in self._last_sent.items() if t > cutoff}
 
     async def _record(self, claimed: Claimed, outcome: Outcome) -> None:
+        self.on_outcome(outcome.status)
         if outcome.status == "sent":
             await self.store.finish(claimed, "sent")
         elif outcome.status in ("blocked", "deferred"):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
+from datetime import time as clock
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,6 +17,7 @@ from content.schema import Profile
 from content.store import ContentStore
 from handlers import announcements, cards, profile_cards
 from handlers.actions import PROFILE_SETTERS, Action, parse_action
+from handlers.flood import FloodControl
 from handlers.i18n import DEFAULT_LANG, gettext_for, normalize_lang
 from handlers.matching import MatchResult, check_examples, match_profile
 from handlers.replies import MAX_TEXT_CHARS, Button, Incoming, Reply
@@ -26,13 +29,14 @@ from storage.users import Pseudonymizer, UserRecord, UserStore
 
 log = logging.getLogger(__name__)
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
 _COMMAND = re.compile(r"^/(?P<name>[A-Za-z0-9_]{1,32})(?:@\S+)?(?:\s+(?P<arg>.*))?$", re.S)
 _MEASURE_COMMAND = re.compile(r"^m(\d{1,3})$")
 
 
 def printable(text: str) -> str:
-    """The text without control characters (PostgreSQL refuses NUL; none of them means anything here)."""
+    """The text without control characters and lone surrogates (PostgreSQL refuses NUL, UTF-8 cannot
+    encode a lone surrogate; none of them means anything here)."""
     return _CONTROL.sub("", text)
 
 
@@ -93,6 +97,9 @@ class Assistant:
         deferring_channels: frozenset[str] = frozenset({"wechat"}),
     ) -> None:
         self.deferring_channels = deferring_channels
+        self.flood = FloodControl()
+        self.on_handled: Callable[[str, float, bool], None] = lambda channel, seconds, failed: None
+        self.on_flood: Callable[[], None] = lambda: None
         self.announcements = announcements
         self.push_channels = push_channels
         self.on_announcement_queued: Callable[[], None] = lambda: None
@@ -152,8 +159,24 @@ class Assistant:
 
     async def handle(self, incoming: Incoming) -> list[Reply]:
         """All replies to one incoming message or button press."""
+        started = time.perf_counter()
+        failed = True
+        try:
+            replies = await self._handle(incoming)
+            failed = False
+            return replies
+        finally:
+            self.on_handled(incoming.channel, time.perf_counter() - started, failed)
+
+    async def _handle(self, incoming: Incoming) -> list[Reply]:
         pseudonym = self.pseudonymize(incoming.channel, incoming.user_id)
         hinted = normalize_lang(incoming.language) or self.default_lang
+        verdict = self.flood.allow(pseudonym)
+        if verdict != "reply":
+            self.on_flood()
+            _ = gettext_for(hinted)
+            slow_down = Reply(_("You are sending messages very fast. Please wait a moment."), [])
+            return [slow_down] if verdict == "warn" else []
         user = await self.users.seen(pseudonym, incoming.channel, hinted)
         snapshot = self.content.snapshot
         turn = Turn(
@@ -525,4 +548,4 @@ def _tomorrow_morning() -> datetime:
     """09:00 tomorrow in Weihai."""
     weihai = ZoneInfo("Asia/Shanghai")
     tomorrow = datetime.now(weihai).date() + timedelta(days=1)
-    return datetime.combine(tomorrow, time(9, 0), tzinfo=weihai)
+    return datetime.combine(tomorrow, clock(9, 0), tzinfo=weihai)

@@ -42,6 +42,7 @@ FIELD_WEIGHTS = {"title": 3.0, "keywords": 3.0, "questions": 2.0, "text": 1.0}
 
 _RUNS = re.compile(r"(?P<han>[\u3400-\u9fff]+)|(?P<hangul>[\uac00-\ud7a3]+)|(?P<latin>[a-z0-9][a-z0-9'+]*)")
 _FILLER = re.compile(r"[\s\W_啊呀吧呢吗哦嗯哈啦嘛么~～]+")
+_SURROGATES = re.compile(r"[\ud800-\udfff]")
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 _LATIN = re.compile(r"[A-Za-z]")
@@ -88,7 +89,7 @@ def _jieba():  # -> jieba.Tokenizer
 
 def normalize(text: str) -> str:
     """Full-width to half-width, traditional to simplified, lower case, single spaces."""
-    text = unicodedata.normalize("NFKC", text)
+    text = _SURROGATES.sub("", unicodedata.normalize("NFKC", text))
     if _CJK.search(text):
         text = _converter().convert(text)
     return " ".join(text.lower().split())

@@ -174,9 +174,12 @@ async def demand_report(db: Database, period: Period, content: Content | None = 
     """Everything the demand report shows for `period`; `content` adds titles, plan names and target context.
 
     Grouping the unanswered questions is CPU work: it runs in a thread (off the event loop of a running bot),
-    alongside the other queries, which spend their time in the database."""
+    alongside the other queries, which spend their time in the database. On PostgreSQL all queries read one
+    snapshot; on SQLite each reads the latest, so rows logged meanwhile may show in some sections only."""
     since, until = period.utc()
     async with db.engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execution_options(isolation_level="REPEATABLE READ")
         statements = _statements(conn.dialect.name, since, until)
         unanswered = (await conn.execute(statements.pop("unanswered"))).all()
         grouping = asyncio.to_thread(group_questions, [(text, n) for text, n in unanswered])
@@ -456,17 +459,16 @@ def group_questions(counted: Iterable[tuple[str, int]]) -> list[QuestionGroup]:
     order = sorted(forms, key=lambda f: (-sum(forms[f].values()), f))
     grams = [bigrams(f) for f in order]
     frequency = Counter(g for found in grams for g in found)
-    num, den = SIMILAR_NUM, SIMILAR_DEN
-    founders: list[tuple[frozenset[str], int]] = []
+    founders: list[frozenset[str]] = []
     members: list[Counter[str]] = []
     index: dict[str, list[int]] = defaultdict(list)  # bigram -> groups whose founder has it among its rarest
     for form, mine in zip(order, grams, strict=True):
         size = len(mine)
-        rarest = sorted(mine, key=lambda g: (frequency[g], g))[: size - (num * size + den - 1) // den + 1]
-        joined = _first_similar(mine, size, rarest, index, founders) if size else None
+        rarest = sorted(mine, key=lambda g: (frequency[g], g))[: size - (SIMILAR_NUM * size - 1) // SIMILAR_DEN]
+        joined = _first_similar(mine, rarest, index, founders) if size else None
         if joined is None:
             joined = len(founders)
-            founders.append((mine, size))
+            founders.append(mine)
             members.append(Counter())
             for gram in rarest:
                 index[gram].append(joined)
@@ -480,25 +482,22 @@ def group_questions(counted: Iterable[tuple[str, int]]) -> list[QuestionGroup]:
 
 
 def _first_similar(
-    mine: frozenset[str],
-    size: int,
-    rarest: list[str],
-    index: dict[str, list[int]],
-    founders: list[tuple[frozenset[str], int]],
+    mine: frozenset[str], rarest: list[str], index: dict[str, list[int]], founders: list[frozenset[str]]
 ) -> int | None:
-    """The first group met through `rarest` whose founder is similar enough (length filter, then exact check)."""
-    num, den = SIMILAR_NUM, SIMILAR_DEN
+    """The first group met through `rarest` whose founder is similar enough: |A ∩ B| / |A ∪ B| ≥ 3/5, which
+    in integers is 8·|A ∩ B| ≥ 3·(|A| + |B|). Sizes out of [3/5·|A|, 5/3·|A|] cannot be, and are skipped."""
+    num, total = SIMILAR_NUM, SIMILAR_NUM + SIMILAR_DEN
+    size = len(mine)
+    low, high = -(-SIMILAR_NUM * size // SIMILAR_DEN), SIMILAR_DEN * size // SIMILAR_NUM
     seen: set[int] = set()
     for gram in rarest:
         for group in index.get(gram, ()):
             if group in seen:
                 continue
             seen.add(group)
-            theirs, their_size = founders[group]
-            if num * size > den * their_size or num * their_size > den * size:
-                continue
-            # |A ∩ B| / |A ∪ B| ≥ num/den, in integers
-            if len(mine & theirs) * (num + den) >= num * (size + their_size):
+            theirs = founders[group]
+            their_size = len(theirs)
+            if low <= their_size <= high and len(mine & theirs) * total >= num * (size + their_size):
                 return group
     return None
 

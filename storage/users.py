@@ -26,7 +26,7 @@ class Pseudonymizer:
         self._key = key
 
     def __call__(self, channel: str, user_id: str) -> str:
-        message = f"{channel}:{user_id}".encode()
+        message = f"{channel}:{user_id}".encode("utf-8", "surrogatepass")
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()[:32]
 
 

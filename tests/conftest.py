@@ -48,6 +48,7 @@ def settings(database: tuple[str, str | None], tmp_path: Path) -> Settings:
         pseudonym_key="test-key-0123456789abcdef",
         pseudonym_key_file=tmp_path / "key",
         telegram_bot_token=None,
+        flood_burst=10_000,  # the tests browse faster than any person; test_operations checks the limit
         _env_file=None,
     )
 
@@ -81,4 +82,4 @@ async def telegram_bot(services: Services, fake_telegram: FakeTelegram) -> Async
     application = telegram.build_application(services.assistant, fake_telegram.token, fake_telegram.base_url)
     await telegram.start_polling(application, poll_timeout=1)
     yield fake_telegram
-    await telegram.stop_polling(application)
+    await telegram.stop(application)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 
+from aiohttp import web
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import Application, ApplicationBuilder, CallbackQueryHandler, ContextTypes, MessageHandler, filters
@@ -107,13 +109,42 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
             log.warning("could not tell the user about the error")
 
 
+WEBHOOK_PATH = "/telegram/webhook"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+async def start_webhook(application: Application, url: str, secret: str) -> None:
+    """Webhook mode: Telegram posts updates to `url`; any number of identical workers can take them."""
+    await application.initialize()
+    await application.start()
+    await application.bot.set_webhook(url=url, secret_token=secret, allowed_updates=Update.ALL_TYPES)
+
+
+def add_webhook_route(app: web.Application, application: Application, secret: str) -> None:
+    async def receive(request: web.Request) -> web.Response:
+        if not hmac.compare_digest(request.headers.get(SECRET_HEADER, "").encode(), secret.encode()):
+            log.warning("refused a Telegram webhook request without the secret token from %s", request.remote)
+            return web.Response(status=403)
+        try:
+            update = Update.de_json(await request.json(), application.bot)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return web.Response(status=400)
+        if update is None:
+            return web.Response(status=400)
+        await application.update_queue.put(update)
+        return web.Response()
+
+    app.router.add_post(WEBHOOK_PATH, receive)
+
+
 async def start_polling(application: Application, poll_timeout: float = 10) -> None:
     await application.initialize()
     await application.start()
     await application.updater.start_polling(timeout=poll_timeout, drop_pending_updates=False)
 
 
-async def stop_polling(application: Application) -> None:
+async def stop(application: Application) -> None:
+    """Stop polling or webhook processing and shut the application down."""
     if application.updater and application.updater.running:
         await application.updater.stop()
     if application.running:

@@ -1,0 +1,112 @@
+"""Running at scale: health and metrics, per-user flood control, webhook mode, secrets out of logs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bot.app import Services, web_application
+from bot.channels import telegram
+from bot.observability import redact_secrets_in_logs
+from handlers.flood import FloodControl
+from handlers.replies import Incoming
+from tests.fake_telegram import FakeTelegram, sent_to
+
+WEBHOOK_SECRET = "webhook-secret-0123456789"
+
+
+async def test_health_reports_the_database(web_client: TestClient, services: Services) -> None:
+    response = await web_client.get("/healthz")
+    assert response.status == 200
+    assert (await response.json())["database"] == "up"
+    working = services.db.engine
+    services.db.engine = create_async_engine("sqlite+aiosqlite:////nonexistent-dir/none.db")
+    try:
+        response = await web_client.get("/healthz")
+        assert response.status == 503
+    finally:
+        await services.db.engine.dispose()
+        services.db.engine = working
+
+
+async def test_metrics_count_updates_latency_and_errors(web_client: TestClient) -> None:
+    await web_client.post("/chat", json={"session": "metrics-user", "text": "/start"})
+    await web_client.post("/chat", json={"session": "metrics-user", "text": "贷款"})
+    body = await (await web_client.get("/metrics")).text()
+    assert 'assistant_updates_total{channel="web"} 2.0' in body
+    assert 'assistant_reply_seconds_count{channel="web"} 2.0' in body
+    assert "assistant_errors_total" in body
+
+
+async def test_a_flooding_user_slows_only_themselves(services: Services) -> None:
+    services.assistant.flood = FloodControl()  # the production defaults
+    replies = [await services.assistant.handle(Incoming("web", "flooder", text="/m7")) for _ in range(40)]
+    answered = [r for r in replies if r and r[0].text.startswith("强化金融服务")]
+    assert len(answered) == services.assistant.flood.burst
+    assert sum(1 for r in replies if r and "太快" in r[0].text) == 1, "told once, then ignored"
+    assert [] in replies
+    (calm,) = await services.assistant.handle(Incoming("web", "someone-else", text="/m7"))
+    assert calm.text.startswith("强化金融服务")
+
+
+def test_the_bucket_refills_over_time() -> None:
+    flood = FloodControl(rate=2.0, burst=3)
+    assert [flood.allow("u", now=0.0) for _ in range(5)] == ["reply", "reply", "reply", "warn", "drop"]
+    assert flood.allow("u", now=0.5) == "reply"
+    assert flood.allow("u", now=0.5) == "warn"
+
+
+@pytest.fixture
+async def webhook_bot(services: Services, fake_telegram: FakeTelegram) -> AsyncIterator[TestClient]:
+    application = telegram.build_application(services.assistant, fake_telegram.token, fake_telegram.base_url)
+    services.settings = services.settings.model_copy(update={"telegram_webhook_secret": SecretStr(WEBHOOK_SECRET)})
+    await telegram.start_webhook(application, "https://bot.example.test/telegram/webhook", WEBHOOK_SECRET)
+    client = TestClient(TestServer(web_application(services, telegram_webhook=application), host="127.0.0.1"))
+    await client.start_server()
+    yield client
+    await client.close()
+    await telegram.stop(application)
+
+
+def update(chat: int, text: str, update_id: int = 1) -> dict:
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": 1_700_000_000,
+            "chat": {"id": chat, "type": "private"},
+            "from": {"id": chat, "is_bot": False, "first_name": "F", "language_code": "zh-hans"},
+            "text": text,
+        },
+    }
+
+
+async def test_webhook_mode_takes_updates_with_the_secret_only(
+    webhook_bot: TestClient, fake_telegram: FakeTelegram
+) -> None:
+    (registered,) = [c for c in fake_telegram.calls if c.method == "setWebhook"]
+    assert registered.params["secret_token"] == WEBHOOK_SECRET
+    response = await webhook_bot.post("/telegram/webhook", json=update(31, "/m7"))
+    assert response.status == 403
+    wrong = {telegram.SECRET_HEADER: "nope"}
+    assert (await webhook_bot.post("/telegram/webhook", json=update(31, "/m7"), headers=wrong)).status == 403
+    headers = {telegram.SECRET_HEADER: WEBHOOK_SECRET}
+    assert (await webhook_bot.post("/telegram/webhook", data=b"{", headers=headers)).status == 400
+    response = await webhook_bot.post("/telegram/webhook", json=update(31, "/m7", 2), headers=headers)
+    assert response.status == 200
+    assert await fake_telegram.wait_for_answer(31, 0)
+    assert sent_to(fake_telegram, 31)[0].params["text"].startswith("强化金融服务助力创业")
+
+
+async def test_secrets_never_reach_the_logs(telegram_bot: FakeTelegram, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    redact_secrets_in_logs([telegram_bot.token])
+    await telegram_bot.say(5150, "/start")
+    logging.getLogger("bot").warning("calling %s/bot%s/getMe", telegram_bot.base_url, telegram_bot.token)
+    assert telegram_bot.token not in caplog.text
+    assert "[secret]" in caplog.text
