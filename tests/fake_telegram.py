@@ -35,6 +35,7 @@ class FakeTelegram:
     server: TestServer | None = None
     blocked_chats: set[int] = field(default_factory=set)
     busy_once_chats: set[int] = field(default_factory=set)
+    failing_once_chats: set[int] = field(default_factory=set)
     max_per_second: float | None = None
 
     def __post_init__(self) -> None:
@@ -112,6 +113,9 @@ class FakeTelegram:
         chat_id = int(params["chat_id"])
         if chat_id in self.blocked_chats:
             raise ApiRefusal(403, "Forbidden: bot was blocked by the user")
+        if chat_id in self.failing_once_chats:
+            self.failing_once_chats.discard(chat_id)
+            raise ApiRefusal(502, "Bad Gateway")
         if chat_id in self.busy_once_chats:
             self.busy_once_chats.discard(chat_id)
             raise ApiRefusal(429, "Too Many Requests: retry after 1", retry_after=1)

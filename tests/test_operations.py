@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from bot.app import Services, web_application
 from bot.channels import telegram
 from bot.observability import redact_secrets_in_logs
 from handlers.flood import FloodControl
 from handlers.replies import Incoming
+from storage.models import Delivery, utcnow
 from tests.fake_telegram import FakeTelegram, sent_to
 
 WEBHOOK_SECRET = "webhook-secret-0123456789"
@@ -73,7 +76,7 @@ async def webhook_bot(services: Services, fake_telegram: FakeTelegram) -> AsyncI
     await telegram.stop(application)
 
 
-def update(chat: int, text: str, update_id: int = 1) -> dict:
+def telegram_update(chat: int, text: str, update_id: int = 1) -> dict:
     return {
         "update_id": update_id,
         "message": {
@@ -91,13 +94,13 @@ async def test_webhook_mode_takes_updates_with_the_secret_only(
 ) -> None:
     (registered,) = [c for c in fake_telegram.calls if c.method == "setWebhook"]
     assert registered.params["secret_token"] == WEBHOOK_SECRET
-    response = await webhook_bot.post("/telegram/webhook", json=update(31, "/m7"))
+    response = await webhook_bot.post("/telegram/webhook", json=telegram_update(31, "/m7"))
     assert response.status == 403
     wrong = {telegram.SECRET_HEADER: "nope"}
-    assert (await webhook_bot.post("/telegram/webhook", json=update(31, "/m7"), headers=wrong)).status == 403
+    assert (await webhook_bot.post("/telegram/webhook", json=telegram_update(31, "/m7"), headers=wrong)).status == 403
     headers = {telegram.SECRET_HEADER: WEBHOOK_SECRET}
     assert (await webhook_bot.post("/telegram/webhook", data=b"{", headers=headers)).status == 400
-    response = await webhook_bot.post("/telegram/webhook", json=update(31, "/m7", 2), headers=headers)
+    response = await webhook_bot.post("/telegram/webhook", json=telegram_update(31, "/m7", 2), headers=headers)
     assert response.status == 200
     assert await fake_telegram.wait_for_answer(31, 0)
     assert sent_to(fake_telegram, 31)[0].params["text"].startswith("强化金融服务助力创业")
@@ -110,3 +113,44 @@ async def test_secrets_never_reach_the_logs(telegram_bot: FakeTelegram, caplog: 
     logging.getLogger("bot").warning("calling %s/bot%s/getMe", telegram_bot.base_url, telegram_bot.token)
     assert telegram_bot.token not in caplog.text
     assert "[secret]" in caplog.text
+
+
+async def test_while_the_database_is_away_users_get_a_polite_reply_and_it_recovers(
+    web_client: TestClient, services: Services
+) -> None:
+    working = services.db.session
+    broken = create_async_engine("sqlite+aiosqlite:////nonexistent-dir/none.db")
+    services.db.session = async_sessionmaker(broken, expire_on_commit=False)
+    try:
+        response = await web_client.post("/chat", json={"session": "outage-user", "text": "/m7"})
+        assert response.status == 503
+        assert "请稍后再试" in (await response.json())["replies"][0]["text"]
+    finally:
+        services.db.session = working
+        await broken.dispose()
+    response = await web_client.post("/chat", json={"session": "outage-user", "text": "/m7"})
+    assert response.status == 200
+    body = await (await web_client.get("/metrics")).text()
+    assert 'assistant_errors_total{channel="web"} 1.0' in body
+
+
+async def test_bot_api_errors_are_retried_until_delivered(fake_telegram: FakeTelegram, services: Services) -> None:
+    from telegram import Bot
+
+    from bot.channels.telegram import TelegramSender
+    from bot.delivery import DeliveryWorker
+    from storage.announcements import Audience
+
+    store = services.announcements
+    await store.subscribe("p-5xx", "telegram", "77", None)
+    announcement, _ = await store.create("author", "telegram", None, "通知", Audience(None))
+    fake_telegram.failing_once_chats.add(77)
+    sender = TelegramSender(Bot(fake_telegram.token, base_url=fake_telegram.base_url))
+    worker = DeliveryWorker(store, {"telegram": sender}, rate=100, lease=0)
+    await worker.run_once()
+    assert (await store.progress(announcement)).counts["pending"] == 1, "a 502 is retried later, not lost"
+    async with services.db.session.begin() as session:
+        await session.execute(update(Delivery).values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+    await worker.run_once()
+    assert (await store.progress(announcement)).counts["sent"] == 1
+    assert len(sent_to(fake_telegram, 77)) == 1

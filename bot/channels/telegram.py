@@ -12,7 +12,7 @@ from telegram.ext import Application, ApplicationBuilder, CallbackQueryHandler, 
 
 from bot.delivery import Outcome
 from handlers.core import Assistant
-from handlers.replies import Incoming, Reply, split_text
+from handlers.replies import SORRY, Incoming, Reply, split_text
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +102,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     log.error("error while handling a Telegram update", exc_info=context.error)
     if isinstance(update, Update) and update.effective_chat is not None:
         try:
-            await context.bot.send_message(
-                update.effective_chat.id, "抱歉，出了点问题，请稍后再试。/ Sorry, something went wrong."
-            )
+            await context.bot.send_message(update.effective_chat.id, SORRY)
         except TelegramError:
             log.warning("could not tell the user about the error")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import asdict
 from pathlib import Path
@@ -9,7 +10,9 @@ from pathlib import Path
 from aiohttp import web
 
 from handlers.core import Assistant
-from handlers.replies import Incoming
+from handlers.replies import SORRY, Incoming
+
+log = logging.getLogger(__name__)
 
 CHANNEL = "web"
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -42,7 +45,11 @@ async def chat_message(request: web.Request) -> web.Response:
     if not isinstance(text, str | None) or not isinstance(action, str | None) or not isinstance(lang, str | None):
         return _bad_request("text, action and lang must be strings")
     incoming = Incoming(CHANNEL, session, text=text or "", action=action, language=lang)
-    replies = await request.app[ASSISTANT_KEY].handle(incoming)
+    try:
+        replies = await request.app[ASSISTANT_KEY].handle(incoming)
+    except Exception:
+        log.exception("the local chat could not answer")
+        return web.json_response({"replies": [{"text": SORRY, "buttons": []}]}, status=503)
     return web.json_response({"replies": [asdict(reply) for reply in replies]})
 
 
