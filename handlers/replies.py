@@ -7,7 +7,10 @@ from dataclasses import dataclass, field
 
 MAX_TEXT_CHARS = 2000
 # Said when the core itself failed (e.g. the database is away), so it cannot be looked up per language.
-SORRY = "抱歉，出了点问题，请稍后再试。/ Sorry, something went wrong. Please try again. / 죄송해요, 잠시 후 다시 시도해 주세요."
+SORRY = (
+    "抱歉，出了点问题，请稍后再试。/ Sorry, something went wrong. Please try again. / "
+    "죄송해요, 잠시 후 다시 시도해 주세요."
+)
 
 
 @dataclass(frozen=True)
