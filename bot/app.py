@@ -18,6 +18,7 @@ from bot.channels.web import MAX_BODY_BYTES, add_web_chat
 from bot.channels.wechat import CHANNEL as WECHAT
 from bot.channels.wechat import WeChatChannel, WeChatSender
 from bot.config import Settings
+from bot.dashboard import add_dashboard
 from bot.delivery import DeliveryWorker
 from bot.observability import Metrics, add_health_routes, redact_secrets_in_logs
 from content.store import ContentStore
@@ -86,6 +87,7 @@ def web_application(services: Services, telegram_webhook: Application | None = N
     add_web_chat(app, services.assistant)
     add_api(app)
     add_health_routes(app, services.db, services.metrics)
+    add_dashboard(app, services)
     if telegram_webhook is not None and services.settings.telegram_webhook_secret is not None:
         telegram.add_webhook_route(app, telegram_webhook, services.settings.telegram_webhook_secret.get_secret_value())
     wechat_config = services.settings.wechat()

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import get_args
 
@@ -32,6 +33,15 @@ def main(argv: list[str] | None = None) -> int:
     grant.add_argument("--role", choices=["staff", "admin"], default="staff")
     grant.add_argument("--districts", default="", help="comma-separated districts for staff, e.g. huancui,wendeng")
     staff_commands.add_parser("list", help="list staff and admins (by pseudonym)")
+    admin = commands.add_parser("admin", help="dashboard admin accounts (/admin)")
+    admin_commands = admin.add_subparsers(dest="admin_command", required=True)
+    create = admin_commands.add_parser("create", help="create a dashboard admin; asks for the password")
+    create.add_argument("username")
+    create.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    report = commands.add_parser("report", help="print the demand report of a period")
+    report.add_argument("--since", required=True, type=date.fromisoformat, help="first day, YYYY-MM-DD")
+    report.add_argument("--until", type=date.fromisoformat, help="last day, YYYY-MM-DD (default: today)")
+    report.add_argument("--format", choices=["table", "csv", "json"], default="table")
     wechat = commands.add_parser("wechat", help="WeChat Official Account tools")
     wechat_commands = wechat.add_subparsers(dest="wechat_command", required=True)
     menu = wechat_commands.add_parser("menu", help="print the custom menu JSON; --install creates it on the account")
@@ -45,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         return content_check(args.path or settings.content_dir)
     if args.command == "staff":
         return _run(_staff(settings, args))
+    if args.command == "admin":
+        return _admin_create(settings, args)
+    if args.command == "report":
+        return _run(_report(settings, args))
     if args.command == "wechat":
         return wechat_menu(settings, args.install)
     if args.command == "shell":
@@ -130,6 +144,50 @@ async def _staff(settings: Settings, args: argparse.Namespace) -> None:
         print(f"{pseudonym} is now {args.role}" + (f" for {', '.join(districts)}" if districts else ""))
     finally:
         await db.close()
+
+
+def _admin_create(settings: Settings, args: argparse.Namespace) -> int:
+    import getpass
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("Password (at least 12 characters): ")
+        if getpass.getpass("The same again: ") != password:
+            print("the passwords differ", file=sys.stderr)
+            return 2
+    return _run(_admin(settings, args.username, password))
+
+
+async def _admin(settings: Settings, username: str, password: str) -> None:
+    from storage.admins import AdminError, create_admin_command
+    from storage.db import Database
+
+    db = Database(settings.database_url, schema=settings.database_schema)
+    await db.migrate()
+    try:
+        print(await create_admin_command(db, username, password))
+    except AdminError as exc:
+        raise SystemExit(f"refused: {exc}") from None
+    finally:
+        await db.close()
+
+
+async def _report(settings: Settings, args: argparse.Namespace) -> None:
+    from content.loader import load_content
+    from storage.db import Database
+    from storage.reports import Period, demand_report, to_csv, to_json, to_table
+
+    until = (args.until or datetime.now(UTC).date()) + timedelta(days=1)
+    period = Period(datetime.combine(args.since, time(), UTC), datetime.combine(until, time(), UTC))
+    db = Database(settings.database_url, schema=settings.database_schema)
+    try:
+        await db.migrate()
+        report = await demand_report(db, period, load_content(settings.content_dir))
+    finally:
+        await db.close()
+    render = {"table": to_table, "csv": to_csv, "json": to_json}[args.format]
+    sys.stdout.write(render(report))
 
 
 async def _serve(settings: Settings) -> None:
