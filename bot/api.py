@@ -269,7 +269,7 @@ async def match(request: web.Request) -> web.Response:
     lang = _lang(_query(request, {"lang"}))
     try:
         body = await request.json()
-    except ValueError as exc:
+    except (ValueError, RecursionError, LookupError) as exc:
         raise ApiError("the body must be a JSON object of profile fields") from exc
     if not isinstance(body, dict):
         raise ApiError("the body must be a JSON object of profile fields")

@@ -9,9 +9,10 @@ import re
 from dataclasses import dataclass
 
 from content.schema import LANGS
+from handlers.followup import ANSWERS
 from handlers.vocabulary import FIELDS
 
-_PATTERN = re.compile(r"^(?P<name>[a-z_]{1,16})(?::(?P<arg>[a-z0-9_]{1,24}))?$")
+_PATTERN = re.compile(r"(?P<name>[a-z_]{1,16})(?::(?P<arg>[a-z0-9_]{1,24}))?")
 _NUMBERED = {"plan", "m", "stp", "aut"}
 _SIMPLE = {
     "home", "plans", "targets", "help", "forget", "forget_yes", "forget_no", "lang_menu",
@@ -32,7 +33,7 @@ def parse_action(payload: str | None) -> Action | None:
     """The action a button payload names, or None when the payload is not one of ours."""
     if not payload or len(payload) > 64:
         return None
-    found = _PATTERN.match(payload)
+    found = _PATTERN.fullmatch(payload)
     if not found:
         return None
     name, arg = found["name"], found["arg"]
@@ -49,6 +50,8 @@ def parse_action(payload: str | None) -> Action | None:
     if (name == "sdi" and (arg in FIELDS["district"] or arg == "all")) or (name == "aud" and arg == "all"):
         return Action(name, arg=arg)
     if name == "aui" and arg in FIELDS["identity"]:
+        return Action(name, arg=arg)
+    if name == "fu" and arg in ANSWERS:
         return Action(name, arg=arg)
     return None
 

@@ -7,7 +7,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from datetime import time as clock
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from content.loader import Content
 from content.schema import Profile
 from content.store import ContentStore
-from handlers import announcements, cards, profile_cards
+from handlers import announcements, cards, followup, profile_cards
 from handlers.actions import PROFILE_SETTERS, Action, parse_action
 from handlers.flood import FloodControl
 from handlers.i18n import DEFAULT_LANG, gettext_for, normalize_lang
@@ -140,6 +140,7 @@ class Assistant:
             "asend": self._announce_send,
             "asend_later": self._announce_send,
             "acancel": self._announce_cancel,
+            "fu": self._followup_answer,
         }
         self._commands: dict[str, str] = {
             "start": "home",
@@ -191,11 +192,33 @@ class Assistant:
         )
         waiting = await self._deferred_announcements(turn)
         if incoming.action is not None:
-            return waiting + await self._on_button(turn, incoming.action)
-        text = printable(incoming.text).strip()
-        if text.startswith("/"):
-            return waiting + await self._on_command(turn, text)
-        return waiting + await self._on_text(turn, text)
+            replies = await self._on_button(turn, incoming.action)
+        else:
+            text = printable(incoming.text).strip()
+            replies = await (self._on_command(turn, text) if text.startswith("/") else self._on_text(turn, text))
+        return waiting + replies + await self._followup_question(turn)
+
+    async def _followup_question(self, turn: Turn) -> list[Reply]:
+        """Ask once whether the user applied for the measure they looked at some days ago."""
+        measure = followup.due(turn.user.followup, datetime.now(UTC))
+        if measure is None:
+            return []
+        await self.users.set_followup(turn.pseudonym, {**turn.user.followup, "state": "asked"})
+        return [followup.question(turn.content, measure, turn.lang)]
+
+    async def _plan_followup(self, turn: Turn, measure: int) -> None:
+        planned = followup.schedule(turn.user.followup, measure, datetime.now(UTC))
+        if planned is not None:
+            await self.users.set_followup(turn.pseudonym, planned)
+            turn.user = replace(turn.user, followup=planned)
+
+    async def _followup_answer(self, turn: Turn, action: Action) -> list[Reply]:
+        state = turn.user.followup or {}
+        if state.get("state") not in ("asked", "pending"):
+            return [cards.main_menu(turn.lang)]
+        await self.users.set_followup(turn.pseudonym, {**state, "state": "off" if action.arg == "off" else "done"})
+        turn.log("outcome", measure=state.get("measure"), text=action.arg, answered=True)
+        return [followup.thanks(action.arg, turn.lang)]
 
     async def _deferred_announcements(self, turn: Turn) -> list[Reply]:
         """Announcements the channel could not push (outside its window), shown with this reply."""
@@ -264,6 +287,7 @@ class Assistant:
             return [cards.targets_card(turn.content, lang)]
         measures = [turn.content.measures[hit.doc] for hit in answer.hits]
         if answer.kind == "measure":
+            await self._plan_followup(turn, measures[0].number)
             return [cards.measure_card(turn.content, measures[0], lang, related=measures[1:])]
         return [cards.search_results(turn.content, answer.hits, lang)]
 
@@ -272,6 +296,7 @@ class Assistant:
         number = int(found[1]) if found else None
         if number in turn.content.measures:
             turn.log("deeplink", measure=number, plan=turn.content.measures[number].plan, text=payload[:64])
+            await self._plan_followup(turn, number)
             return [cards.measure_card(turn.content, turn.content.measures[number], turn.lang)]
         turn.log("deeplink", text=payload[:64], answered=False)
         return await self._home(turn, Action("home"))
@@ -304,6 +329,7 @@ class Assistant:
             text = _("There is no measure {number}. The plan has measures 1 to 24.").format(number=action.number)
             return [Reply(text, [[Button(_("Browse the 7 plans"), "plans")], cards.nav_row(turn.lang)])]
         turn.log("measure", measure=measure.number, plan=measure.plan)
+        await self._plan_followup(turn, measure.number)
         return [cards.measure_card(turn.content, measure, turn.lang)]
 
     async def _targets(self, turn: Turn, _action: Action) -> list[Reply]:
@@ -363,6 +389,8 @@ class Assistant:
             profile=turn.profile.model_dump(mode="json"),
             results=match_results(result),
         )
+        if result.results:
+            await self._plan_followup(turn, result.results[0].measure.number)
         return [profile_cards.match_reply(turn.content, result, turn.lang)]
 
     # Subscriptions ---------------------------------------------------------------------------
@@ -374,7 +402,7 @@ class Assistant:
 
     async def _subscribe(self, turn: Turn, _action: Action) -> list[Reply]:
         _ = gettext_for(turn.lang)
-        if turn.channel not in self.push_channels or self.announcements is None:
+        if turn.channel not in self.push_channels or self.announcements is None or len(turn.address) > 128:
             return [
                 Reply(_("Announcements are sent on Telegram and WeChat: subscribe there."), [cards.nav_row(turn.lang)])
             ]

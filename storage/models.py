@@ -36,6 +36,7 @@ class User(Base):
     role: Mapped[str | None] = mapped_column(String(8))
     districts: Mapped[list[str] | None] = mapped_column(JSON)
     draft: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    followup: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Inquiry(Base):

@@ -40,6 +40,7 @@ class UserRecord:
     role: str | None = None
     districts: list[str] | None = None
     draft: dict | None = None
+    followup: dict | None = None
 
 
 class UserStore:
@@ -65,6 +66,7 @@ class UserStore:
                 role=user.role,
                 districts=user.districts,
                 draft=user.draft,
+                followup=user.followup,
             )
 
     async def set_lang(self, pseudonym: str, lang: str) -> None:
@@ -77,6 +79,10 @@ class UserStore:
             await session.execute(
                 update(User).where(User.pseudonym == pseudonym).values(profile=stored, profile_updated_at=utcnow())
             )
+
+    async def set_followup(self, pseudonym: str, followup: dict | None) -> None:
+        async with self.db.session.begin() as session:
+            await session.execute(update(User).where(User.pseudonym == pseudonym).values(followup=followup))
 
     async def forget(self, pseudonym: str) -> None:
         """Delete the user, their subscription and everything logged under their pseudonym."""

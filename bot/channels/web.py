@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "web"
 STATIC = Path(__file__).resolve().parent.parent / "static"
 ASSISTANT_KEY = web.AppKey("assistant", Assistant)
-_SESSION = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+_SESSION = re.compile(r"[A-Za-z0-9_-]{8,64}")
 MAX_BODY_BYTES = 64 * 1024
 
 
@@ -35,12 +35,12 @@ async def chat_message(request: web.Request) -> web.Response:
     """POST {"session": id, "text": "..."} or {"session": id, "action": "..."}; answers {"replies": [...]}."""
     try:
         body = await request.json()
-    except ValueError:
+    except (ValueError, RecursionError, LookupError):  # bad JSON, nesting too deep, unknown charset
         return _bad_request("the body must be JSON")
     if not isinstance(body, dict):
         return _bad_request("the body must be a JSON object")
     session, text, action, lang = (body.get(k) for k in ("session", "text", "action", "lang"))
-    if not isinstance(session, str) or not _SESSION.match(session):
+    if not isinstance(session, str) or not _SESSION.fullmatch(session):
         return _bad_request("session must be 8 to 64 letters, digits, '-' or '_'")
     if not isinstance(text, str | None) or not isinstance(action, str | None) or not isinstance(lang, str | None):
         return _bad_request("text, action and lang must be strings")
