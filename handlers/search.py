@@ -11,6 +11,7 @@ say which words made a measure match, which ranking libraries do not.
 from __future__ import annotations
 
 import math
+import os
 import re
 import unicodedata
 from collections import Counter, defaultdict
@@ -18,11 +19,17 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from itertools import pairwise
+from pathlib import Path
 from typing import Literal
 
 from content.loader import Content
 from content.schema import LANGS, Measure
 
+# Pinyin is used only to match homophone typos, reading each character on its own is enough; the
+# phrase dictionary (for polyphones in context) would cost about 50 MB in every worker.
+os.environ.setdefault("PYPINYIN_NO_PHRASES", "true")
+
+DICTIONARY = Path(__file__).resolve().parent / "data" / "jieba_top50k.txt"  # see data/README.md
 TARGETS = 0  # the document id of the city targets; measures use their number
 K1, B = 1.2, 0.6
 PINYIN_WEIGHT = 0.35
@@ -82,7 +89,7 @@ def _jieba():  # -> jieba.Tokenizer
     import jieba
 
     jieba.setLogLevel(logging.WARNING)
-    tokenizer = jieba.Tokenizer()
+    tokenizer = jieba.Tokenizer(dictionary=str(DICTIONARY))
     tokenizer.initialize()
     return tokenizer
 

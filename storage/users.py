@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 
 from content.schema import Profile
 from storage.db import Database
@@ -49,6 +50,13 @@ class UserStore:
 
     async def seen(self, pseudonym: str, channel: str, lang: str) -> UserRecord:
         """The user, created on first contact with `lang`; marks them as seen now."""
+        try:
+            return await self._seen(pseudonym, channel, lang)
+        except IntegrityError:
+            # Two first messages of a new user at once: the other one created the row; read it.
+            return await self._seen(pseudonym, channel, lang)
+
+    async def _seen(self, pseudonym: str, channel: str, lang: str) -> UserRecord:
         now = utcnow()
         async with self.db.session.begin() as session:
             user = await session.scalar(select(User).where(User.pseudonym == pseudonym))

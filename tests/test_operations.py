@@ -154,3 +154,12 @@ async def test_bot_api_errors_are_retried_until_delivered(fake_telegram: FakeTel
     await worker.run_once()
     assert (await store.progress(announcement)).counts["sent"] == 1
     assert len(sent_to(fake_telegram, 77)) == 1
+
+
+async def test_simultaneous_first_messages_of_a_new_user_all_get_answers(services: Services) -> None:
+    import asyncio
+
+    replies = await asyncio.gather(
+        *(services.assistant.handle(Incoming("telegram", "brand-new-user", text="/m7")) for _ in range(8))
+    )
+    assert all(r[0].text.startswith("强化金融服务助力创业") for r in replies)
