@@ -68,13 +68,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def content_check(folder: Path) -> int:
+    from handlers.i18n import catalog_problems
     from handlers.matching import check_examples
 
-    errors = check_content(folder, [check_examples])
+    errors = [str(error) for error in check_content(folder, [check_examples])] + catalog_problems()
     for error in errors:
         print(error)
     if errors:
-        print(f"{len(errors)} problem(s) in {folder}", file=sys.stderr)
+        print(f"{len(errors)} problem(s) in {folder} and the catalogs", file=sys.stderr)
         return 1
     print(f"{folder}: content is valid")
     return 0

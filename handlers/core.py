@@ -250,6 +250,8 @@ class Assistant:
             return await self._announce(turn)
         if name == "announcements":
             return await self._announcements(turn)
+        if name == "reload":
+            return await self._reload(turn)
         if name in self._commands:
             return await self._actions[self._commands[name]](turn, Action(self._commands[name]))
         turn.log("unknown_command", text=text[:200], answered=False)
@@ -529,6 +531,20 @@ class Assistant:
         author = None if turn.user.role == "admin" else turn.pseudonym
         reports = [announcements.delivery_report(p, turn.lang).text for p in await self._store().recent(author)]
         return [Reply("\n".join(reports) or _("No announcements yet."), [cards.nav_row(turn.lang)])]
+
+    async def _reload(self, turn: Turn) -> list[Reply]:
+        """Admins reload the content files at once (the watcher does it by itself on a change)."""
+        _ = gettext_for(turn.lang)
+        if turn.user.role != "admin":
+            turn.log("reload_refused", answered=False)
+            return [Reply(_("Only admins can reload the content."), [cards.nav_row(turn.lang)])]
+        errors = await self.content.reload()
+        if errors:
+            lines = [_("The content has problems; the last good version keeps serving:")]
+            lines += [str(error) for error in errors[:20]]
+            return [Reply("\n".join(lines), [])]
+        version = self.content.current.version
+        return [Reply(_("Content reloaded (version {version}).").format(version=version), [])]
 
     async def _forget_ask(self, turn: Turn, _action: Action) -> list[Reply]:
         _ = gettext_for(turn.lang)

@@ -8,6 +8,7 @@ files at start, so a translator only ever edits .po files.
 from __future__ import annotations
 
 import io
+import re
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -94,3 +95,38 @@ def format_figure(figure: Figure, lang: str) -> str:
     if figure.period is not None:
         line = _("{line} ({period})").format(line=line, period=figure.period.get(lang))
     return line
+
+
+def catalog_problems() -> list[str]:
+    """What keeps the catalogs from shipping: UI strings without a translation in some language,
+    fuzzy or obsolete entries, translations that lose a placeholder."""
+    from babel.messages.extract import extract_from_dir
+
+    root = LOCALES_DIR.parent
+    used = {
+        message
+        for folder in ("bot", "handlers")
+        for _file, _line, message, _comments, _context in extract_from_dir(
+            root / folder, keywords={"_": None, "N_": None}, comment_tags=()
+        )
+    }
+    placeholder = re.compile(r"{\w+}")
+    problems = []
+    for locale in CATALOG_LOCALE.values():
+        path = LOCALES_DIR / locale / "LC_MESSAGES" / "messages.po"
+        with path.open("rb") as fp:
+            catalog = read_po(fp)
+        entries = {m.id: m for m in catalog if m.id}
+        problems += [
+            f"{path.relative_to(root)}: no entry for {m!r} (run the catalog update)"
+            for m in sorted(used - set(entries))
+        ]
+        for m in entries.values():
+            if not m.string:
+                problems.append(f"{path.relative_to(root)}: not translated: {m.id!r}")
+            elif m.fuzzy:
+                problems.append(f"{path.relative_to(root)}: fuzzy, needs review: {m.id!r}")
+            elif set(placeholder.findall(m.id)) != set(placeholder.findall(m.string)):
+                problems.append(f"{path.relative_to(root)}: placeholders differ: {m.id!r}")
+        problems += [f"{path.relative_to(root)}: obsolete entry: {m!r}" for m in catalog.obsolete]
+    return problems

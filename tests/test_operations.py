@@ -163,3 +163,12 @@ async def test_simultaneous_first_messages_of_a_new_user_all_get_answers(service
         *(services.assistant.handle(Incoming("telegram", "brand-new-user", text="/m7")) for _ in range(8))
     )
     assert all(r[0].text.startswith("强化金融服务助力创业") for r in replies)
+
+
+async def test_admins_reload_content_on_command(web_client: TestClient, services: Services) -> None:
+    response = await web_client.post("/chat", json={"session": "plain-founder", "text": "/reload"})
+    assert "只有管理员" in (await response.json())["replies"][0]["text"]
+    await services.announcements.grant(services.assistant.pseudonymize("web", "the-admin-1"), "web", "admin")
+    response = await web_client.post("/chat", json={"session": "the-admin-1", "text": "/reload"})
+    text = (await response.json())["replies"][0]["text"]
+    assert text == f"内容已重新加载（版本 {services.content.current.version}）。"
