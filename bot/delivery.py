@@ -29,6 +29,8 @@ from storage.models import utcnow
 
 log = logging.getLogger(__name__)
 
+GLOBAL_PAUSE_AFTER_429S = 3
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -56,13 +58,15 @@ class DeliveryWorker:
     ) -> None:
         self.store = store
         self.senders = senders
-        self.limiter = AsyncLimiter(rate, 1.0)
+        # A bucket of 1/20 s: AsyncLimiter(rate, 1.0) would let a whole second's worth out at once.
+        self.limiter = AsyncLimiter(max(1.0, rate / 20), 1 / 20)
         self.concurrency = concurrency
         self.lease = timedelta(seconds=lease)
         self.max_attempts = max_attempts
         self.idle_poll = idle_poll
         self.worker_id = secrets.token_hex(6)
         self._paused_until = 0.0
+        self._recent_429s: list[float] = []
         self._last_sent: dict[str, float] = {}
         self._wake = asyncio.Event()
         self.on_outcome: Callable[[str], None] = lambda status: None
@@ -84,23 +88,31 @@ class DeliveryWorker:
         """Claim one batch and deliver it; False when there was nothing to do."""
         batch = await self.store.claim(self.worker_id, self.concurrency, self.lease)
         if batch:
-            await asyncio.gather(*(self._deliver(claimed) for claimed in batch))
+            outcomes = await asyncio.gather(*(self._deliver(claimed) for claimed in batch))
+            sent = [
+                claimed.delivery_id
+                for claimed, outcome in zip(batch, outcomes, strict=True)
+                if outcome.status == "sent"
+            ]
+            await self.store.finish_sent(sent)
+            for claimed, outcome in zip(batch, outcomes, strict=True):
+                self.on_outcome(outcome.status)
+                if outcome.status != "sent":
+                    await self._record(claimed, outcome)
         for announcement in await self.store.complete_finished():
             await self._report(announcement.id, announcement.author_channel, announcement.author_address)
         return bool(batch)
 
-    async def _deliver(self, claimed: Claimed) -> None:
+    async def _deliver(self, claimed: Claimed) -> Outcome:
         sender = self.senders.get(claimed.channel)
         if sender is None:
-            await self.store.finish(claimed, "failed", error=f"no sender for channel {claimed.channel}")
-            return
+            return Outcome("failed", error=f"no sender for channel {claimed.channel}")
         await self._wait_turn(claimed.address)
         try:
-            outcome = await sender.send(claimed.address, announcement_reply(claimed.text, claimed.announcement_id))
+            return await sender.send(claimed.address, announcement_reply(claimed.text, claimed.announcement_id))
         except Exception as exc:  # a sender bug must not stop the worker
             log.exception("sending delivery %d failed", claimed.delivery_id)
-            outcome = Outcome("error", error=repr(exc))
-        await self._record(claimed, outcome)
+            return Outcome("error", error=repr(exc))
 
     async def _wait_turn(self, address: str) -> None:
         """Global rate, a pause after a 429, and at most one message a second to the same chat."""
@@ -116,20 +128,27 @@ class DeliveryWorker:
             self._last_sent = {a: t for a, t in self._last_sent.items() if t > cutoff}
 
     async def _record(self, claimed: Claimed, outcome: Outcome) -> None:
-        self.on_outcome(outcome.status)
-        if outcome.status == "sent":
-            await self.store.finish(claimed, "sent")
-        elif outcome.status in ("blocked", "deferred"):
+        """Record an outcome other than sent (those are recorded together, per batch)."""
+        if outcome.status in ("blocked", "deferred"):
             await self.store.finish(claimed, outcome.status, error=outcome.error)
         elif outcome.status == "retry_after":
-            self._paused_until = max(self._paused_until, time.monotonic() + outcome.retry_after)
+            self._throttled(outcome.retry_after)
             retry_at = utcnow() + timedelta(seconds=outcome.retry_after)
             await self.store.finish(claimed, "pending", retry_at=retry_at)
+            asyncio.get_running_loop().call_later(outcome.retry_after, self.wake)
         elif outcome.status == "error" and claimed.attempts + 1 < self.max_attempts:
             backoff = timedelta(seconds=min(2 ** (claimed.attempts + 1), 300))
             await self.store.finish(claimed, "pending", error=outcome.error or "error", retry_at=utcnow() + backoff)
         else:
             await self.store.finish(claimed, "failed", error=outcome.error)
+
+    def _throttled(self, retry_after: float) -> None:
+        """A 429 delays its own delivery; several in a second mean the bot as a whole is over the
+        limit, so everything pauses for `retry_after`."""
+        now = time.monotonic()
+        self._recent_429s = [t for t in self._recent_429s if t > now - 1.0] + [now]
+        if len(self._recent_429s) >= GLOBAL_PAUSE_AFTER_429S:
+            self._paused_until = max(self._paused_until, now + retry_after)
 
     async def _report(self, announcement_id: int, channel: str, address: str | None) -> None:
         progress = await self.store.progress(announcement_id)

@@ -264,6 +264,15 @@ class AnnouncementStore:
                     update(Subscription).where(Subscription.id == claimed.subscription_id).values(active=False)
                 )
 
+    async def finish_sent(self, delivery_ids: list[int]) -> None:
+        """Mark many deliveries sent in one statement."""
+        if not delivery_ids:
+            return
+        async with self.db.session.begin() as session:
+            await session.execute(
+                update(Delivery).where(Delivery.id.in_(delivery_ids)).values(status="sent", sent_at=utcnow())
+            )
+
     async def take_deferred(self, pseudonym: str) -> list[str]:
         """Announcements that could not be pushed to this user (outside the channel's window): their
         texts, oldest first, now marked sent because they are shown with the user's next reply."""
