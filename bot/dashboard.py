@@ -1,5 +1,6 @@
 """The admin dashboard under /admin: the demand report (storage/reports.py) as a web page with SVG charts, and
-its CSV and JSON downloads, behind a login.
+its CSV and JSON downloads; announcements to subscribers (compose, preview, send, progress) and the staff and admin
+roles of the chat (storage/announcements.py); all behind a login.
 
 Sessions live in the database (storage/admins.py) and ride in an HttpOnly, SameSite=Strict cookie limited to
 /admin; it is Secure when the request came over HTTPS (directly or per X-Forwarded-Proto) or the setting
@@ -19,16 +20,21 @@ import time
 from collections import OrderedDict, defaultdict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlalchemy import select
 
+from content.schema import District, Identity
 from handlers.vocabulary import LABELS, label
 from storage.admins import MAX_PASSWORD, AdminSession, AdminStore
+from storage.announcements import ROLES, Audience, Progress
+from storage.models import Announcement
 from storage.reports import CONTEXT_NOTE, KIND_ORDER, DemandReport, Period, demand_report, to_csv, to_json
 
 if TYPE_CHECKING:
@@ -48,6 +54,30 @@ TEMPLATES = HERE / "templates"
 STATIC_FILES = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+ANNOUNCEMENTS = f"{ADMIN}/announcements"
+ROLES_PAGE = f"{ADMIN}/roles"
+MAX_TEXT = 2000
+MAX_USER_ID = 128
+RECENT = 30
+AUTHOR_PREFIX = "dashboard:"
+MAX_AUTHOR = 64  # announcements.author_pseudonym is a String(64)
+PAST_GRACE = timedelta(minutes=1)
+MAX_AHEAD = timedelta(days=366)
+DISTRICTS: tuple[str, ...] = get_args(District)
+IDENTITIES: tuple[str, ...] = get_args(Identity)
+PUSH_CHANNELS = {"telegram": "Telegram", "wechat": "微信 WeChat"}
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_LOCAL_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?$")
+
+
+def _shanghai() -> tzinfo:
+    try:
+        return ZoneInfo("Asia/Shanghai")
+    except ZoneInfoNotFoundError:  # no tz database: China has kept UTC+8 without summer time since 1991
+        return timezone(timedelta(hours=8), "Asia/Shanghai")
+
+
+SHANGHAI = _shanghai()
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -319,6 +349,164 @@ def report_period(since: date, until: date) -> Period:
     return Period(start, end)
 
 
+# --- announcement and role forms ----------------------------------------------------------------------------------
+
+
+@dataclass
+class AnnouncementForm:
+    """The compose form's fields as typed (to show them again), and what they mean once checked."""
+
+    text: str = ""
+    districts: list[str] = field(default_factory=list)
+    topic: str = ""
+    identity: str = ""
+    when: str = "now"
+    send_at: str = ""
+    errors: list[str] = field(default_factory=list)
+    audience: Audience = field(default_factory=Audience)
+    send_time: datetime | None = None  # UTC; None: now
+
+    def hidden(self) -> list[tuple[str, str]]:
+        """The fields again, for the preview's Confirm form."""
+        districts = [("district", d) for d in self.districts]
+        rest = [("topic", self.topic), ("identity", self.identity), ("when", self.when), ("send_at", self.send_at)]
+        return [("text", self.text), *districts, *rest]
+
+
+def _clean_text(value: str) -> str:
+    return value.replace("\r\n", "\n").replace("\r", "\n").strip()
+
+
+def parse_announcement(form: Any, topics: Mapping[int, Any], now: datetime) -> AnnouncementForm:
+    """The compose form checked: every field known, the text 1–2000 characters, the send time not past.
+    `form` is the request's multidict (several `district` values); `now` is UTC."""
+    values = AnnouncementForm(
+        text=_clean_text(_field(form, "text")),
+        districts=[d for d in form.getall("district", []) if isinstance(d, str)] if hasattr(form, "getall") else [],
+        topic=_field(form, "topic").strip(),
+        identity=_field(form, "identity").strip(),
+        when=_field(form, "when").strip() or "now",
+        send_at=_field(form, "send_at").strip(),
+    )
+    errors = values.errors
+    if not values.text:
+        errors.append("请填写公告内容 The announcement text is empty.")
+    elif len(values.text) > MAX_TEXT:
+        errors.append(f"公告内容过长 The text is {len(values.text)} characters long: at most {MAX_TEXT}.")
+    elif _CONTROL.search(values.text):
+        errors.append("公告内容含有控制字符 The text contains control characters.")
+    unknown = [d for d in values.districts if d not in DISTRICTS]
+    if unknown:
+        errors.append("未知的区市 Unknown district: " + ", ".join(d[:40] for d in unknown[:3]))
+    topic = None
+    if values.topic:
+        if values.topic.isdigit() and len(values.topic) <= 3 and int(values.topic) in topics:
+            topic = int(values.topic)
+        else:
+            errors.append(f"未知的主题 Unknown topic: {values.topic[:40]}")
+    if values.identity and values.identity not in IDENTITIES:
+        errors.append(f"未知的身份 Unknown identity: {values.identity[:40]}")
+    if values.when == "at":
+        values.send_time = _send_time(values.send_at, now, errors)
+    elif values.when != "now":
+        errors.append("发送时间无效 Choose to send now or at a time.")
+    districts = sorted(set(values.districts), key=DISTRICTS.index) if not unknown else []
+    values.audience = Audience(districts or None, topic, values.identity or None)
+    return values
+
+
+def _send_time(value: str, now: datetime, errors: list[str]) -> datetime | None:
+    """A datetime-local value (Asia/Shanghai) as UTC; an error when missing, malformed, past or too far."""
+    if not value:
+        errors.append("请选择发送时间 Choose the send time (Beijing time).")
+        return None
+    try:
+        if not _LOCAL_TIME.match(value):
+            raise ValueError(value)
+        local = datetime.fromisoformat(value).replace(tzinfo=SHANGHAI)
+    except ValueError:
+        errors.append("发送时间格式应为 YYYY-MM-DDTHH:MM The send time should look like 2026-03-01T09:00.")
+        return None
+    when = local.astimezone(UTC)
+    if when < now - PAST_GRACE:
+        errors.append("发送时间已过 The send time is in the past (Beijing time).")
+        return None
+    if when > now + MAX_AHEAD:
+        errors.append("发送时间太远 The send time is more than a year ahead.")
+        return None
+    return when
+
+
+@dataclass
+class RoleForm:
+    """The grant form's fields as typed, and the errors found in them."""
+
+    channel: str = "telegram"
+    user_id: str = ""
+    role: str = "staff"
+    districts: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def parse_role(form: Any) -> RoleForm:
+    """The grant form checked: a push channel, a user id, a role, and for staff at least one known district."""
+    values = RoleForm(
+        channel=_field(form, "channel").strip(),
+        user_id=_field(form, "user_id").strip(),
+        role=_field(form, "role").strip(),
+        districts=[d for d in form.getall("district", []) if isinstance(d, str)] if hasattr(form, "getall") else [],
+    )
+    errors = values.errors
+    if values.channel not in PUSH_CHANNELS:
+        errors.append(f"未知的渠道 Unknown channel: {values.channel[:40]}")
+    if not values.user_id:
+        errors.append("请填写用户 ID Enter the user's id on that channel.")
+    elif (
+        len(values.user_id) > MAX_USER_ID or _CONTROL.search(values.user_id) or any(c.isspace() for c in values.user_id)
+    ):
+        errors.append(f"用户 ID 无效 The user id must be at most {MAX_USER_ID} characters, without spaces.")
+    if values.role not in ROLES:
+        errors.append(f"未知的角色 Unknown role: {values.role[:40]}")
+    unknown = [d for d in values.districts if d not in DISTRICTS]
+    if unknown:
+        errors.append("未知的区市 Unknown district: " + ", ".join(d[:40] for d in unknown[:3]))
+    elif values.role == "staff" and not values.districts:
+        errors.append("工作人员需要至少一个区市 Staff need at least one district.")
+    values.districts = sorted(set(values.districts), key=DISTRICTS.index) if not unknown else []
+    return values
+
+
+def dashboard_author(username: str) -> str:
+    """The author of an announcement sent from the dashboard: "dashboard:<username>", within the 64 characters of
+    announcements.author_pseudonym (a longer username is cut and tagged with a hash of the whole, to stay distinct)."""
+    author = f"{AUTHOR_PREFIX}{username}"
+    if len(author) <= MAX_AUTHOR:
+        return author
+    tag = hashlib.sha256(username.encode()).hexdigest()[:8]
+    return f"{author[: MAX_AUTHOR - len(tag) - 1]}~{tag}"
+
+
+def progress_row(progress: Progress, meta: Mapping[int, tuple[str, datetime | None]]) -> dict[str, Any]:
+    """One announcement of the list: its text, author, send time (Beijing), status and delivery counts."""
+    c = progress.counts
+    author, send_at = meta.get(progress.announcement_id, ("", None))
+    if send_at is not None and send_at.tzinfo is None:  # SQLite gives naive UTC back
+        send_at = send_at.replace(tzinfo=UTC)
+    return {
+        "id": progress.announcement_id,
+        "text": progress.text,
+        "author": author,
+        "send_at": send_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") if send_at else "",
+        "status": progress.status,
+        "sent": c.get("sent", 0),
+        "failed": c.get("failed", 0),
+        "blocked": c.get("blocked", 0),
+        "deferred": c.get("deferred", 0),
+        "pending": c.get("pending", 0) + c.get("sending", 0),
+        "total": progress.total,
+    }
+
+
 # --- requests ---------------------------------------------------------------------------------------------------
 
 
@@ -361,6 +549,8 @@ class Dashboard:
     def __init__(self, services: Services) -> None:
         self.db = services.db
         self.content = services.content
+        self.announcements = services.announcements
+        self.assistant = services.assistant
         self.admins = AdminStore(services.db)
         self.limiter = LoginLimiter()
         self.always_secure = bool(getattr(services.settings, "admin_cookie_secure", False))
@@ -382,6 +572,12 @@ class Dashboard:
         app.router.add_post(f"{ADMIN}/logout", self.logout)
         app.router.add_get(f"{ADMIN}/report.csv", self.report_csv)
         app.router.add_get(f"{ADMIN}/report.json", self.report_json)
+        app.router.add_get(ANNOUNCEMENTS, self.announcements_list)
+        app.router.add_post(f"{ANNOUNCEMENTS}/preview", self.announcements_preview)
+        app.router.add_post(f"{ANNOUNCEMENTS}/send", self.announcements_send)
+        app.router.add_get(ROLES_PAGE, self.roles_list)
+        app.router.add_post(f"{ROLES_PAGE}/grant", self.roles_grant)
+        app.router.add_post(f"{ROLES_PAGE}/revoke", self.roles_revoke)
         app.router.add_get(f"{ADMIN}/static/{{name}}", self.static)
         app.middlewares.append(security_headers)
 
@@ -524,6 +720,172 @@ class Dashboard:
     async def report_json(self, request: web.Request) -> web.Response:
         """GET /admin/report.json: storage.reports.to_json of the period."""
         return await self.download(request, "json")
+
+    # --- announcements -----------------------------------------------------------------------------------------
+
+    async def posted(self, request: web.Request) -> tuple[AdminSession, Any] | web.Response:
+        """A POST's session and form, or the answer when there is no session (to the login) or a wrong CSRF token."""
+        session = await self.session(request)
+        if session is None:
+            return self.redirect(LOGIN, 303)
+        form = await request.post()
+        if not hmac.compare_digest(_field(form, "csrf"), session.csrf):
+            return self.forbidden()
+        return session, form
+
+    def topics(self) -> dict[int, str]:
+        """The plans an announcement can be about, by number: "3 short name"."""
+        return {n: f"{n} {plan.short_name.get('zh')}" for n, plan in sorted(self.content.current.plans.items())}
+
+    async def recent_announcements(self) -> list[dict[str, Any]]:
+        """The latest announcements of every author, newest first, with their delivery counts."""
+        recent = await self.announcements.recent(None, RECENT)
+        ids = [p.announcement_id for p in recent]
+        meta: dict[int, tuple[str, datetime | None]] = {}
+        if ids:
+            async with self.db.session() as db_session:
+                rows = await db_session.execute(
+                    select(Announcement.id, Announcement.author_pseudonym, Announcement.send_at).where(
+                        Announcement.id.in_(ids)
+                    )
+                )
+                meta = {i: (author, send_at) for i, author, send_at in rows}
+        return [progress_row(p, meta) for p in recent]
+
+    async def announcements_page(
+        self,
+        request: web.Request,
+        session: AdminSession,
+        values: AnnouncementForm | None = None,
+        status: int = 200,
+    ) -> web.Response:
+        """The list and the compose form (with the errors of `values`, if any)."""
+        queued = request.query.get("queued", "")
+        return self.render(
+            "announcements.html",
+            status=status,
+            session=session,
+            nav="announcements",
+            announcements=await self.recent_announcements(),
+            form=values or AnnouncementForm(),
+            district_choices=[(d, vocabulary(d)) for d in DISTRICTS],
+            topic_choices=list(self.topics().items()),
+            identity_choices=[(i, vocabulary(i)) for i in IDENTITIES],
+            max_text=MAX_TEXT,
+            now_local=self.admins.clock().astimezone(SHANGHAI).strftime("%Y-%m-%dT%H:%M"),
+            queued=queued if queued.isdigit() and len(queued) < 19 else "",
+        )
+
+    async def announcements_list(self, request: web.Request) -> web.Response:
+        """GET /admin/announcements: recent announcements with their progress, and the compose form."""
+        session = await self.session(request)
+        if session is None:
+            return self.redirect(LOGIN)
+        return await self.announcements_page(request, session)
+
+    async def announcements_preview(self, request: web.Request) -> web.Response:
+        """POST /admin/announcements/preview: the recipient count and the text, with a Confirm button."""
+        posted = await self.posted(request)
+        if isinstance(posted, web.Response):
+            return posted
+        session, form = posted
+        values = parse_announcement(form, self.topics(), self.admins.clock())
+        if values.errors:
+            return await self.announcements_page(request, session, values, 400)
+        recipients = await self.announcements.count_recipients(values.audience)
+        audience = values.audience
+        return self.render(
+            "announcement_preview.html",
+            session=session,
+            nav="announcements",
+            form=values,
+            recipients=recipients,
+            districts=[vocabulary(d) for d in audience.districts or []],
+            topic=self.topics().get(audience.topic, "") if audience.topic is not None else "",
+            identity=vocabulary(audience.identity) if audience.identity else "",
+            send_at=values.send_time.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") if values.send_time else "",
+        )
+
+    async def announcements_send(self, request: web.Request) -> web.Response:
+        """POST /admin/announcements/send: store the announcement and its deliveries, wake the worker."""
+        posted = await self.posted(request)
+        if isinstance(posted, web.Response):
+            return posted
+        session, form = posted
+        values = parse_announcement(form, self.topics(), self.admins.clock())
+        if values.errors:
+            return await self.announcements_page(request, session, values, 400)
+        announcement_id, _recipients = await self.announcements.create(
+            dashboard_author(session.username), "dashboard", None, values.text, values.audience, values.send_time
+        )
+        self.assistant.on_announcement_queued()
+        return self.redirect(f"{ANNOUNCEMENTS}?queued={announcement_id}", 303)
+
+    # --- roles -------------------------------------------------------------------------------------------------
+
+    async def roles_page(
+        self, session: AdminSession, values: RoleForm | None = None, status: int = 200, message: str = ""
+    ) -> web.Response:
+        """The staff and admins, the grant form (with the errors of `values`) and a revoke button per row."""
+        staff = sorted(await self.announcements.staff(), key=lambda r: (r[2] or "", r[1], r[0]))
+        rows = [
+            {
+                "pseudonym": pseudonym,
+                "channel": channel,
+                "channel_label": CHANNELS.get(channel, channel),
+                "role": role,
+                "districts": ", ".join(vocabulary(d) for d in districts or []),
+            }
+            for pseudonym, channel, role, districts in staff
+        ]
+        return self.render(
+            "roles.html",
+            status=status,
+            session=session,
+            nav="roles",
+            rows=rows,
+            form=values or RoleForm(),
+            message=message,
+            channel_choices=list(PUSH_CHANNELS.items()),
+            role_choices=[("staff", "工作人员 staff"), ("admin", "管理员 admin")],
+            district_choices=[(d, vocabulary(d)) for d in DISTRICTS],
+            max_user_id=MAX_USER_ID,
+        )
+
+    async def roles_list(self, request: web.Request) -> web.Response:
+        """GET /admin/roles."""
+        session = await self.session(request)
+        if session is None:
+            return self.redirect(LOGIN)
+        return await self.roles_page(session)
+
+    async def roles_grant(self, request: web.Request) -> web.Response:
+        """POST /admin/roles/grant: the user id is pseudonymised at once; only the pseudonym is stored."""
+        posted = await self.posted(request)
+        if isinstance(posted, web.Response):
+            return posted
+        session, form = posted
+        values = parse_role(form)
+        if values.errors:
+            return await self.roles_page(session, values, 400)
+        pseudonym = self.assistant.pseudonymize(values.channel, values.user_id)
+        await self.announcements.grant(pseudonym, values.channel, values.role, values.districts)
+        return self.redirect(ROLES_PAGE, 303)
+
+    async def roles_revoke(self, request: web.Request) -> web.Response:
+        """POST /admin/roles/revoke: take the role of a listed pseudonym away."""
+        posted = await self.posted(request)
+        if isinstance(posted, web.Response):
+            return posted
+        session, form = posted
+        pseudonym = _field(form, "pseudonym")
+        listed = {row[0]: row[1] for row in await self.announcements.staff()}
+        if pseudonym not in listed:
+            return await self.roles_page(session, status=400, message="没有这个工作人员 No such staff member or admin.")
+        await self.announcements.grant(pseudonym, listed[pseudonym], None)
+        return self.redirect(ROLES_PAGE, 303)
+
+    # --- static files ----------------------------------------------------------------------------------------
 
     async def static(self, request: web.Request) -> web.Response:
         """The dashboard's own script and style sheet (public: they hold no data)."""
