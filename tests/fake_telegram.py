@@ -231,7 +231,7 @@ async def _params(request: web.Request) -> dict[str, Any]:
         params = dict(await request.post())
     else:
         params = dict(request.query)
-    for key in ("reply_markup", "allowed_updates"):
+    for key in ("reply_markup", "allowed_updates", "commands"):
         if isinstance(params.get(key), str):
             params[key] = json.loads(params[key])
     return {k: (v if not isinstance(v, bytes) else v.decode()) for k, v in params.items()}

@@ -76,3 +76,12 @@ async def test_the_users_telegram_language_is_used_on_first_contact(telegram_bot
     assert "Entrepreneurship Weihai" in reply.params["text"]
     (reply,) = await telegram_bot.say(5002, "/start", language_code="fr")
     assert "创业威海" in reply.params["text"]
+
+
+async def test_the_command_menu_is_published_in_each_language(telegram_bot: FakeTelegram) -> None:
+    published = {
+        c.params.get("language_code"): c.params["commands"] for c in telegram_bot.calls if c.method == "setMyCommands"
+    }
+    assert {"command": "match", "description": "为我匹配政策"} in published[None]
+    assert {"command": "match", "description": "Find measures for me"} in published["en"]
+    assert {"command": "forget", "description": "내 데이터 삭제"} in published["ko"]

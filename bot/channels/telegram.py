@@ -6,13 +6,15 @@ import hmac
 import logging
 
 from aiohttp import web
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import Bot, BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import Application, ApplicationBuilder, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
 from bot.delivery import Outcome
 from handlers.core import Assistant
+from handlers.i18n import gettext_for
 from handlers.replies import SORRY, Incoming, Reply, split_text
+from handlers.vocabulary import N_
 
 log = logging.getLogger(__name__)
 
@@ -111,10 +113,34 @@ WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
+COMMANDS = (
+    ("start", N_("Main menu")),
+    ("match", N_("Find measures for me")),
+    ("profile", N_("Your profile")),
+    ("targets", N_("City targets to 2026")),
+    ("subscribe", N_("Announcements from the service stations")),
+    ("lang", N_("Language")),
+    ("help", N_("Help")),
+    ("forget", N_("Delete my data")),
+)
+
+
+async def publish_commands(application: Application) -> None:
+    """The command menu Telegram shows, in each language (Chinese for everyone else)."""
+    for lang, code in (("zh", None), ("en", "en"), ("ko", "ko")):
+        _ = gettext_for(lang)
+        commands = [BotCommand(name, _(description)) for name, description in COMMANDS]
+        try:
+            await application.bot.set_my_commands(commands, language_code=code)
+        except TelegramError:
+            log.warning("could not publish the command menu (%s)", lang)
+
+
 async def start_webhook(application: Application, url: str, secret: str) -> None:
     """Webhook mode: Telegram posts updates to `url`; any number of identical workers can take them."""
     await application.initialize()
     await application.start()
+    await publish_commands(application)
     await application.bot.set_webhook(url=url, secret_token=secret, allowed_updates=Update.ALL_TYPES)
 
 
@@ -138,6 +164,7 @@ def add_webhook_route(app: web.Application, application: Application, secret: st
 async def start_polling(application: Application, poll_timeout: float = 10) -> None:
     await application.initialize()
     await application.start()
+    await publish_commands(application)
     await application.updater.start_polling(timeout=poll_timeout, drop_pending_updates=False)
 
 
