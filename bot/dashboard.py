@@ -783,8 +783,8 @@ class Dashboard:
             return self.redirect(LOGIN)
         return await self.announcements_page(request, session)
 
-    async def announcements_preview(self, request: web.Request) -> web.Response:
-        """POST /admin/announcements/preview: the recipient count and the text, with a Confirm button."""
+    async def posted_announcement(self, request: web.Request) -> tuple[AdminSession, AnnouncementForm] | web.Response:
+        """The signed-in, CSRF-checked and validated announcement form; or the response refusing it."""
         posted = await self.posted(request)
         if isinstance(posted, web.Response):
             return posted
@@ -792,6 +792,14 @@ class Dashboard:
         values = parse_announcement(form, self.topics(), self.admins.clock())
         if values.errors:
             return await self.announcements_page(request, session, values, 400)
+        return session, values
+
+    async def announcements_preview(self, request: web.Request) -> web.Response:
+        """POST /admin/announcements/preview: the recipient count and the text, with a Confirm button."""
+        posted = await self.posted_announcement(request)
+        if isinstance(posted, web.Response):
+            return posted
+        session, values = posted
         recipients = await self.announcements.count_recipients(values.audience)
         audience = values.audience
         return self.render(
@@ -808,13 +816,10 @@ class Dashboard:
 
     async def announcements_send(self, request: web.Request) -> web.Response:
         """POST /admin/announcements/send: store the announcement and its deliveries, wake the worker."""
-        posted = await self.posted(request)
+        posted = await self.posted_announcement(request)
         if isinstance(posted, web.Response):
             return posted
-        session, form = posted
-        values = parse_announcement(form, self.topics(), self.admins.clock())
-        if values.errors:
-            return await self.announcements_page(request, session, values, 400)
+        session, values = posted
         announcement_id, _recipients = await self.announcements.create(
             dashboard_author(session.username), "dashboard", None, values.text, values.audience, values.send_time
         )

@@ -282,3 +282,18 @@ async def test_a_sender_survives_a_dead_api(services: Services) -> None:
     async with aiohttp.ClientSession() as session:
         outcome = await WeChatSender(config, session).send("o_x", Reply("x"))
     assert outcome.status == "error"
+
+
+def test_a_long_reply_pages_in_its_language(services: Services) -> None:
+    from bot.channels.wechat import WeChatChannel
+    from bot.channels.wechat_protocol import IncomingMessage
+
+    channel = WeChatChannel(services.assistant, WeChatConfig(TOKEN, APPID, [KEY]))
+    first = channel.render("o_ko", [Reply("창업 지원 안내입니다.\n" * 600)])
+    assert "번을 답장하면 더 보기" in first
+    number = first.rsplit("(", 1)[1].split("번", 1)[0]
+    message = IncomingMessage(ACCOUNT, "o_ko", 0, "text", content=number, msg_id="1")
+    second = channel._incoming(message)
+    assert isinstance(second, str)
+    assert "번을 답장하면 더 보기" in second, "the further pages keep the reply's language"
+    assert "查看更多" not in second

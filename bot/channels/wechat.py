@@ -61,6 +61,7 @@ class Menu:
 
     actions: dict[int, str] = field(default_factory=dict)
     more: list[str] = field(default_factory=list)
+    lang: str = "zh"
 
 
 @dataclass(frozen=True)
@@ -206,8 +207,9 @@ class WeChatChannel:
 
     def render(self, user: str, replies: list[Reply]) -> str:
         """Replies as one text: their texts, then the buttons numbered; remember what the numbers mean."""
-        _ = gettext_for(self._lang_hint(replies))
-        menu = Menu()
+        lang = self._lang_hint(replies)
+        _ = gettext_for(lang)
+        menu = Menu(lang=lang)
         lines = [reply.text for reply in replies]
         options = []
         for reply in replies:
@@ -229,7 +231,7 @@ class WeChatChannel:
         return text
 
     def _next_page(self, user: str, menu: Menu) -> str:
-        _ = gettext_for("zh")
+        _ = gettext_for(menu.lang)
         page = menu.more.pop(0)
         if menu.more:
             number = next(n for n, a in menu.actions.items() if a == "__more__")
