@@ -9,7 +9,7 @@ from content.schema import Measure
 from handlers.actions import lang_action, measure_action, plan_action
 from handlers.i18n import LANGUAGE_NAMES, format_figure, gettext_for
 from handlers.replies import Button, Reply
-from handlers.search import Hit
+from handlers.search import TARGETS, Hit
 
 DOCUMENT = "威政办字〔2025〕8号"
 
@@ -181,14 +181,18 @@ def language_menu(lang: str) -> Reply:
 
 
 def search_results(content: Content, hits: Sequence[Hit], lang: str) -> Reply:
-    """Several measures may fit: each with the words of the question that point to it."""
+    """Several measures (or the city's targets) may fit: each with the words of the question that point to it."""
     _ = gettext_for(lang)
     lines = [_("These measures may answer your question:"), ""]
     buttons = []
     for hit in hits:
-        measure = content.measures[hit.doc]
-        button = measure_button(measure, lang)
-        lines.append(_("Measure {number}: {title}").format(number=measure.number, title=measure.title.get(lang)))
+        if hit.doc == TARGETS:
+            button = Button(_("City targets to 2026"), "targets")
+            lines.append(button.label)
+        else:
+            measure = content.measures[hit.doc]
+            button = measure_button(measure, lang)
+            lines.append(_("Measure {number}: {title}").format(number=measure.number, title=measure.title.get(lang)))
         if hit.matched:
             lines.append("   " + _("Matches: {words}").format(words=_(", ").join(hit.matched)))
         buttons.append([button])

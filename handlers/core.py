@@ -287,8 +287,8 @@ class Assistant:
             return [cards.no_answer(turn.content, lang)]
         if answer.kind == "targets":
             return [cards.targets_card(turn.content, lang)]
-        measures = [turn.content.measures[hit.doc] for hit in answer.hits]
         if answer.kind == "measure":
+            measures = [turn.content.measures[hit.doc] for hit in answer.hits]
             await self._plan_followup(turn, measures[0].number)
             return [cards.measure_card(turn.content, measures[0], lang, related=measures[1:])]
         return [cards.search_results(turn.content, answer.hits, lang)]

@@ -3,9 +3,13 @@
 Texts are normalised (full-width to half-width, traditional to simplified Chinese, lower
 case), segmented (jieba for Chinese, character bigrams for Chinese and Korean, words for
 English), mapped through the admins' synonym groups, and ranked with BM25 over weighted
-fields of each measure in every language. Pinyin bigrams of Chinese text catch homophone
-typos such as 带款 for 贷款. With 25 documents a hand-written BM25 is a few lines, and it can
-say which words made a measure match, which ranking libraries do not.
+fields of each measure in every language. A known word typed with one wrong character of the
+same pinyin (带款 for 贷款) is corrected, and pinyin bigrams catch the rest of such typos. A match
+must explain enough of the message: its words are weighed by how specific they are to the plan
+and how rare in everyday language (jieba's and wordfreq's frequencies), so an off-topic message
+that happens to share a word with a measure is not answered with it. With 25 documents a
+hand-written BM25 is a few lines, and it can say which words made a measure match, which
+ranking libraries do not.
 """
 
 from __future__ import annotations
@@ -39,6 +43,12 @@ MIN_COVERAGE = 0.3  # a strong match must still explain this share of what the m
 STRONG_SCORE = 7.5
 SURE_COVERAGE = 0.52  # ...and a weaker one this share
 UBIQUITOUS_IDF = 0.3
+# A word no measure uses weighs by how rare it is in everyday language (its information content,
+# -ln of its frequency: jieba's dictionary for Chinese, wordfreq's lists for English and Korean):
+# rare words (奶茶, divorce) say what the message is about, common ones (地方, low) barely. Below
+# COMMON_INFO a word weighs UNKNOWN_FLOOR of the most specific word, from RARE_INFO on all of it;
+# a word the frequency lists do not know weighs all.
+COMMON_INFO, RARE_INFO, UNKNOWN_FLOOR = 7.0, 11.0, 0.2
 QUANTITY_BOOST = 2.0  # "how many...?" is a question about the plan's figures, which the targets list
 QUANTITY_WORDS = ("多少", "几", "how many", "how much", "몇", "얼마")
 CONFIDENT_SCORE = 6.0
@@ -47,10 +57,14 @@ LIST_RATIO = 0.45
 SMALL_TALK_PRIORITY = ("identity", "greeting", "thanks", "goodbye")
 FIELD_WEIGHTS = {"title": 3.0, "keywords": 3.0, "questions": 2.0, "text": 1.0}
 
-_RUNS = re.compile(r"(?P<han>[\u3400-\u9fff]+)|(?P<hangul>[\uac00-\ud7a3]+)|(?P<latin>[a-z0-9][a-z0-9'+]*)")
+_RUNS = re.compile(
+    r"(?P<han>[\u3400-\u9fff]+)|(?P<hangul>[\uac00-\ud7a3]+)|(?P<latin>[a-z0-9](?:[a-z0-9+]|'(?=[a-z]))*)"
+)
+_AMERICAN = re.compile(r"iz(e|es|ed|ing|ation|ations)$")  # specialized -> specialised, as the content writes
 _FILLER = re.compile(r"[\s\W_啊呀吧呢吗哦嗯哈啦嘛么~～]+")
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
 _CJK = re.compile(r"[\u3400-\u9fff]")
+_ONLY_HAN = re.compile(r"[\u3400-\u9fff]+")
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 _LATIN = re.compile(r"[A-Za-z]")
 
@@ -73,6 +87,15 @@ KO_STOPWORDS = frozenset(
     "있다 없나요 없어요 그 이 저희 그냥 혹시 정말 너무".split()
 )
 KO_PARTICLES = tuple("에서 으로 에게 까지 부터 은 는 이 가 을 를 에 의 도 로 와 과".split())
+# Verb endings after a noun (실패하면, 소개받을 수): the noun is what the message is about. Longest first.
+KO_ENDINGS = tuple(
+    sorted(
+        "하면 하고 해서 하는 하려면 하려고 할 한 했어요 했는데 하다 합니다 해요 하나요 어요 아요 "
+        "받을 받고 받는 받으려면 받으면 받다 받아요 받나요 되면 되는 된 되나요 돼요".split(),
+        key=len,
+        reverse=True,
+    )
+)
 
 
 @cache
@@ -92,6 +115,20 @@ def _jieba():  # -> jieba.Tokenizer
     tokenizer = jieba.Tokenizer(dictionary=str(DICTIONARY))
     tokenizer.initialize()
     return tokenizer
+
+
+@cache
+def _word_frequencies(lang: str) -> dict[str, float]:
+    """wordfreq's 'small' list for `lang` (about 30,000 words, 4 MB): word -> share of all words."""
+    from wordfreq import get_frequency_dict
+
+    return get_frequency_dict(lang, wordlist="small")
+
+
+def _pinyin(text: str) -> list[str]:
+    from pypinyin import lazy_pinyin
+
+    return lazy_pinyin(text)
 
 
 def normalize(text: str) -> str:
@@ -114,6 +151,7 @@ def detect_lang(text: str) -> str | None:
 
 
 def _stem(word: str) -> str:
+    word = _AMERICAN.sub(r"is\1", word)
     if word.endswith(("ss", "us", "is")):
         return word
     for suffix in ("ing", "ies", "es", "ed", "s"):
@@ -150,9 +188,14 @@ class Analyzer:
         self.bigrams = bigrams
         self.pinyin = pinyin
         self.tokenizer = _jieba()
+        self.log_total = math.log(self.tokenizer.total)
+        sounds: dict[tuple[str, ...], set[str]] = defaultdict(set)
         for word in words:
             if _CJK.search(word):
                 self.tokenizer.add_word(word, freq=2000)
+            if len(word) > 1 and _ONLY_HAN.fullmatch(word):
+                sounds[tuple(_pinyin(word))].add(word)
+        self.homophones = {sound: found.pop() for sound, found in sounds.items() if len(found) == 1}
 
     def analyze(self, text: str) -> tuple[str, list[Term]]:
         """The normalised text and its terms."""
@@ -178,12 +221,11 @@ class Analyzer:
         return self.synonyms.get(word, word)
 
     def _chinese(self, run: str, offset: int) -> Iterator[Term]:
-        from pypinyin import lazy_pinyin
-
+        sounds = _pinyin(run)
+        run = self._correct_homophones(run, sounds)
         for word, start, end in self.tokenizer.tokenize(run, mode="search", HMM=False):
             if word not in ZH_STOPWORDS and (len(word) > 1 or word in self.synonyms):
                 yield Term(self._canonical(word), 1.0, offset + start, offset + end)
-        sounds = lazy_pinyin(run)
         for i, (a, b) in enumerate(pairwise(run)):
             if a in BIGRAM_STOP_CHARS or b in BIGRAM_STOP_CHARS:
                 continue
@@ -192,11 +234,36 @@ class Analyzer:
             if self.pinyin:
                 yield Term(f"py:{sounds[i]}|{sounds[i + 1]}", PINYIN_WEIGHT, offset + i, offset + i + 2)
 
+    def _correct_homophones(self, run: str, sounds: list[str]) -> str:
+        """A known word typed with one wrong character of the same pinyin (带款 for 贷款, 孚化器 for
+        孵化器, the commonest slip with a pinyin keyboard) becomes the word, unless what was typed is a
+        word itself. Same length, so positions in the text stay valid."""
+        chars = list(run)
+        for size in (4, 3, 2):
+            for i in range(len(chars) - size + 1):
+                word = self.homophones.get(tuple(sounds[i : i + size]))
+                typed = "".join(chars[i : i + size])
+                if word and sum(a != b for a, b in zip(word, typed, strict=True)) == 1 and not self.is_word(typed):
+                    chars[i : i + size] = word
+        return "".join(chars)
+
+    def is_word(self, text: str) -> bool:
+        """Whether the segmenter's dictionary has `text` as a word (it also keeps prefixes, at frequency 0)."""
+        return self.tokenizer.FREQ.get(text, 0) > 0
+
+    def information(self, word: str) -> float | None:
+        """How surprising a word is in everyday text (-ln of its frequency), if the frequency lists know it."""
+        if _CJK.search(word):
+            frequency = self.tokenizer.FREQ.get(word, 0)
+            return self.log_total - math.log(frequency) if frequency > 0 else None
+        share = _word_frequencies("ko" if _HANGUL.search(word) else "en").get(word)
+        return -math.log(share) if share else None
+
     def _korean(self, run: str, offset: int) -> Iterator[Term]:
         word = run
-        for particle in KO_PARTICLES:
-            if len(word) > len(particle) + 1 and word.endswith(particle):
-                word = word[: -len(particle)]
+        for suffix in (*KO_ENDINGS, *KO_PARTICLES):
+            if len(word) > len(suffix) + 1 and word.endswith(suffix):
+                word = word[: -len(suffix)]
                 break
         if run in KO_STOPWORDS or word in KO_STOPWORDS:
             return
@@ -313,11 +380,12 @@ class QuestionIndex:
                 gains[normalized[term.start : term.end]] += gain
                 if self.idf[key] >= UBIQUITOUS_IDF:
                     covered.update(range(term.start, term.end))
-            if doc_id == TARGETS and any(word in normalized for word in QUANTITY_WORDS):
+            if doc_id == TARGETS and _asks_quantity(normalized):
                 score *= QUANTITY_BOOST
             if score > 0:
                 total = sum(weight for _span, weight in meaningful)
-                found = sum(weight for span, weight in meaningful if covered.intersection(span))
+                # A word counts by the share of it that matched: 身份 in 身份证 explains two thirds of it.
+                found = sum(weight * len(covered.intersection(span)) / len(span) for span, weight in meaningful)
                 coverage = found / total if total else 1.0
                 matched = [w for w, _ in gains.most_common() if len(w) > 1][:3]
                 hits.append(Hit(doc_id, score, matched, coverage))
@@ -325,14 +393,26 @@ class QuestionIndex:
         return hits[:limit]
 
     def _meaningful_words(self, terms: list[Term]) -> list[tuple[range, float]]:
-        """The words of the message that say something specific, weighted by how specific (IDF).
-        Words found in nearly every measure are left out; a word no measure uses weighs most."""
+        """The words of the message that say something specific, weighted by how specific: by their IDF
+        among the measures (a word no measure uses counts as the rarest) and by how rare they are in
+        everyday language, whichever says less. Words found in nearly every measure are left out, and so
+        are the parts of a longer word (研究 in 研究所), which the segmenter also gives."""
+        spans = [range(t.start, t.end) for t in terms if t.is_word]
         words = []
         for term in terms:
             idf = self.idf.get(term.key, self.max_idf)
-            if term.is_word and idf >= UBIQUITOUS_IDF and term.key not in QUANTITY_WORDS:
-                words.append((range(term.start, term.end), idf))
+            span = range(term.start, term.end)
+            part = any(s != span and s.start <= span.start and span.stop <= s.stop for s in spans)
+            if term.is_word and not part and idf >= UBIQUITOUS_IDF and term.key not in QUANTITY_WORDS:
+                words.append((span, min(idf, self._everyday_weight(term.key))))
         return words
+
+    def _everyday_weight(self, word: str) -> float:
+        information = self.analyzer.information(word)
+        if information is None:
+            return self.max_idf
+        share = (information - COMMON_INFO) / (RARE_INFO - COMMON_INFO)
+        return self.max_idf * min(1.0, max(UNKNOWN_FLOOR, share))
 
     def small_talk(self, text: str) -> str | None:
         """'greeting', 'thanks', 'goodbye' or 'identity' when the message is only small talk."""
@@ -353,17 +433,25 @@ class QuestionIndex:
         if talk:
             return Answer("smalltalk", smalltalk=talk, lang=lang)
         hits = [h for h in self.search(text) if h.score >= MIN_SCORE]
-        if not hits or not _answerable(hits[0]):
+        top = next((h for h in hits if _answerable(h)), None)
+        if top is None:
             return Answer("none", lang=lang)
-        top = hits[0]
-        shown = [h for h in hits if h.score >= LIST_RATIO * top.score][:3]
-        confident = top.score >= CONFIDENT_SCORE and (len(hits) == 1 or top.score >= CONFIDENT_RATIO * hits[1].score)
-        if top.doc == TARGETS and (confident or len(shown) == 1):
-            return Answer("targets", [top], lang=lang)
-        shown = [h for h in shown if h.doc != TARGETS]
+        others = [h for h in hits if h is not top]
+        # The targets' lead must not come from the quantity boost alone: "how much can I borrow" is about
+        # the loan measure as much as about the city's loan target, so both are offered.
+        lead = top.score / QUANTITY_BOOST if top.doc == TARGETS and _asks_quantity(text) else top.score
+        shown = [top, *(h for h in others if h.score >= LIST_RATIO * lead)][:3]
+        confident = top.score >= CONFIDENT_SCORE and (not others or lead >= CONFIDENT_RATIO * others[0].score)
         if confident or len(shown) == 1:
-            return Answer("measure", shown, lang=lang)
+            if top.doc == TARGETS:
+                return Answer("targets", [top], lang=lang)
+            return Answer("measure", [h for h in shown if h.doc != TARGETS], lang=lang)
         return Answer("list", shown, lang=lang)
+
+
+def _asks_quantity(text: str) -> bool:
+    text = text.lower()
+    return any(word in text for word in QUANTITY_WORDS)
 
 
 def _answerable(hit: Hit) -> bool:

@@ -62,6 +62,42 @@ async def test_a_targets_question_answers_with_the_final_figures(web_client: Tes
     assert "扶持创业：1.9万人以上" in reply["text"]
 
 
+async def test_how_much_about_a_measure_offers_the_measure_and_the_targets(web_client: TestClient) -> None:
+    (reply,) = await chat(web_client, text="創業貸款能貸多少")
+    assert reply["text"].startswith("以下措施可能与你的问题有关")
+    assert {"targets", "m:7"} <= set(actions(reply))
+    (card,) = await chat(web_client, action="targets")
+    assert "新发放创业担保贷款：6亿元以上" in card["text"]
+
+
+@pytest.mark.parametrize(
+    ("typed", "measure"),
+    [("威海哪有孚化器", 18), ("专精特心企业怎么培育", 21)],
+)
+async def test_a_word_typed_with_a_wrong_character_of_the_same_pinyin_is_understood(
+    web_client: TestClient, typed: str, measure: int
+) -> None:
+    (reply,) = await chat(web_client, text=typed)
+    assert f"第{measure}条" in reply["text"] or f"m:{measure}" in actions(reply)
+
+
+def test_homophone_correction_leaves_real_words_alone() -> None:
+    from content.loader import load_content
+
+    index = QuestionIndex(load_content(CONTENT))
+    assert index.analyzer.analyze("我想带款开店")[0] == "我想带款开店", "the typed text is kept for display"
+    assert "贷款" in [t.key for t in index.analyzer.analyze("我想带款开店")[1]]
+    assert "贷款" not in [t.key for t in index.analyzer.analyze("带宽不够")[1]], "带宽 is a word: not 贷款"
+
+
+async def test_common_words_do_not_make_a_question_look_off_topic(web_client: TestClient) -> None:
+    """'introduce' and 'low interest' are everyday words: the specific word (mentor, loan) decides."""
+    (reply,) = await chat(web_client, text="창업 멘토 소개받을 수 있나요?")
+    assert "제20조" in reply["text"] or "m:20" in actions(reply)
+    (reply,) = await chat(web_client, text="How can my SME become a 'little giant' specialized enterprise?")
+    assert "Measure 21" in reply["text"] or "m:21" in actions(reply)
+
+
 async def test_off_topic_gets_an_honest_no_and_whom_to_ask(web_client: TestClient, services: Services) -> None:
     (reply,) = await chat(web_client, text="明天威海天气怎么样")
     assert "没有找到" in reply["text"]
