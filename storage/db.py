@@ -20,7 +20,10 @@ class Database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         if schema and not self.is_sqlite:
             engine_options.setdefault("connect_args", {"server_settings": {"search_path": schema}})
-        self.engine: AsyncEngine = create_async_engine(url, pool_pre_ping=True, **engine_options)
+        # A server can drop a pooled connection (restart, failover): test each one on checkout. An SQLite file
+        # cannot, and the test would cost a round trip to its thread on every query.
+        engine_options.setdefault("pool_pre_ping", not self.is_sqlite)
+        self.engine: AsyncEngine = create_async_engine(url, **engine_options)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.session = async_sessionmaker(self.engine, expire_on_commit=False)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from content.schema import Profile
@@ -16,6 +16,7 @@ from storage.db import Database
 from storage.models import Delivery, Inquiry, Subscription, User, utcnow
 
 LAST_SEEN_RESOLUTION = timedelta(minutes=10)
+_SEEN = (User.channel, User.lang, User.last_seen_at, User.profile, User.role, User.districts, User.draft, User.followup)
 
 
 class Pseudonymizer:
@@ -57,25 +58,29 @@ class UserStore:
             return await self._seen(pseudonym, channel, lang)
 
     async def _seen(self, pseudonym: str, channel: str, lang: str) -> UserRecord:
+        # Core, not the ORM: this runs on every update, and a returning user is one SELECT.
         now = utcnow()
-        async with self.db.session.begin() as session:
-            user = await session.scalar(select(User).where(User.pseudonym == pseudonym))
-            if user is None:
-                session.add(User(pseudonym=pseudonym, channel=channel, lang=lang, created_at=now, last_seen_at=now))
+        async with self.db.engine.connect() as conn:
+            row = (await conn.execute(select(*_SEEN).where(User.pseudonym == pseudonym))).first()
+            if row is None:
+                values = {"channel": channel, "lang": lang, "created_at": now, "last_seen_at": now}
+                await conn.execute(insert(User).values(pseudonym=pseudonym, **values))
+                await conn.commit()
                 return UserRecord(pseudonym, channel, lang, is_new=True)
-            if now - _aware(user.last_seen_at) > LAST_SEEN_RESOLUTION:
-                user.last_seen_at = now
-            return UserRecord(
-                pseudonym,
-                user.channel,
-                user.lang,
-                is_new=False,
-                profile=_profile(user.profile),
-                role=user.role,
-                districts=user.districts,
-                draft=user.draft,
-                followup=user.followup,
-            )
+            if now - _aware(row.last_seen_at) > LAST_SEEN_RESOLUTION:
+                await conn.execute(update(User).where(User.pseudonym == pseudonym).values(last_seen_at=now))
+                await conn.commit()
+        return UserRecord(
+            pseudonym,
+            row.channel,
+            row.lang,
+            is_new=False,
+            profile=_profile(row.profile),
+            role=row.role,
+            districts=row.districts,
+            draft=row.draft,
+            followup=row.followup,
+        )
 
     async def set_lang(self, pseudonym: str, lang: str) -> None:
         async with self.db.session.begin() as session:
