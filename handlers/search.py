@@ -189,6 +189,7 @@ class Analyzer:
         self.pinyin = pinyin
         self.tokenizer = _jieba()
         self.log_total = math.log(self.tokenizer.total)
+        self.everyday = {lang: _word_frequencies(lang) for lang in ("en", "ko")}  # loaded now, not mid-reply
         sounds: dict[tuple[str, ...], set[str]] = defaultdict(set)
         for word in words:
             if _CJK.search(word):
@@ -256,7 +257,7 @@ class Analyzer:
         if _CJK.search(word):
             frequency = self.tokenizer.FREQ.get(word, 0)
             return self.log_total - math.log(frequency) if frequency > 0 else None
-        share = _word_frequencies("ko" if _HANGUL.search(word) else "en").get(word)
+        share = self.everyday["ko" if _HANGUL.search(word) else "en"].get(word)
         return -math.log(share) if share else None
 
     def _korean(self, run: str, offset: int) -> Iterator[Term]:
