@@ -58,18 +58,19 @@ class UserStore:
             return await self._seen(pseudonym, channel, lang)
 
     async def _seen(self, pseudonym: str, channel: str, lang: str) -> UserRecord:
-        # Core, not the ORM: this runs on every update, and a returning user is one SELECT.
+        # Core, not the ORM: this runs on every update, and a returning user is one SELECT. Each write is one
+        # statement in autocommit, so SQLite's write lock is held for the statement only, never across a wait
+        # for a busy event loop to send COMMIT.
         now = utcnow()
         async with self.db.engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
             row = (await conn.execute(select(*_SEEN).where(User.pseudonym == pseudonym))).first()
             if row is None:
                 values = {"channel": channel, "lang": lang, "created_at": now, "last_seen_at": now}
                 await conn.execute(insert(User).values(pseudonym=pseudonym, **values))
-                await conn.commit()
                 return UserRecord(pseudonym, channel, lang, is_new=True)
             if now - _aware(row.last_seen_at) > LAST_SEEN_RESOLUTION:
                 await conn.execute(update(User).where(User.pseudonym == pseudonym).values(last_seen_at=now))
-                await conn.commit()
         return UserRecord(
             pseudonym,
             row.channel,
