@@ -1,18 +1,30 @@
-"""The inquiry log: what founders ask for, written in the background so a reply never waits on it."""
+"""The inquiry log: what founders ask for, written in the background so a reply never waits on it.
+
+As it writes a batch, the log also does the reports' work (storage/reports.py), so that a report does not
+have to, however long the log: it works out each row's `hit`, `step`, `question_group`, `matched` and
+`identities` (see Inquiry), and adds the batch to the daily counts (DailyInquiries, DailyPlaces) in the same
+transaction as the rows.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from collections import Counter
+from collections.abc import Hashable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database
-from storage.models import Inquiry, utcnow
+from storage.models import CARD_STEP, MATCH_STEP, DailyInquiries, DailyPlaces, Inquiry, QuestionFounder, utcnow
+from storage.questions import QuestionGrouper, form_digest, question_form
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +58,9 @@ class InquiryLog:
         self.db = db
         self.batch_size = batch_size
         self.max_backoff = max_backoff
+        # The question groups' founders, as stored (loaded at the first unanswered question, then kept up to date).
+        self._grouper: QuestionGrouper | None = None
+        self._last_founder = 0
         self._queue: asyncio.Queue[InquiryRecord] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
@@ -131,8 +146,168 @@ class InquiryLog:
         self._idle.set()
 
     async def _insert(self, batch: list[InquiryRecord]) -> None:
+        forms = [question_form(r.text) if is_unanswered(r.kind, r.answered, r.text) else None for r in batch]
+        groups = await self._group(forms)
+        rows = [_row(r, None if form is None else groups.get(form)) for r, form in zip(batch, forms, strict=True)]
+        kinds, places = daily_counts(rows)
         async with self.db.session.begin() as session:
-            await session.execute(insert(Inquiry), [asdict(r) for r in batch])
+            await session.execute(insert(Inquiry), rows)
+            await self._add(session, DailyInquiries, kinds)
+            await self._add(session, DailyPlaces, places)
+
+    async def _add(
+        self, session: AsyncSession, model: type[DailyInquiries | DailyPlaces], counts: Counter[tuple[Any, ...]]
+    ) -> None:
+        """Add to the daily counts, in key order (so that concurrent writers lock rows in the same order)."""
+        table = model.__table__
+        keys = [column.name for column in table.primary_key.columns]
+        statement = self._dialect.insert(table)
+        statement = statement.on_conflict_do_update(
+            index_elements=keys, set_={"inquiries": table.c.inquiries + statement.excluded.inquiries}
+        )
+        values = [{**dict(zip(keys, key, strict=True)), "inquiries": n} for key, n in sorted(counts.items())]
+        await session.execute(statement, values)
+
+    @property
+    def _dialect(self) -> Any:
+        return sqlite if self.db.is_sqlite else postgresql
+
+    async def _group(self, forms: list[str | None]) -> dict[str, int]:
+        """The group of each unanswered question's form, founding groups as needed (committed at once).
+
+        Never raises: if grouping fails, the questions are logged without a group, and the report groups them.
+        Comparing forms is CPU work: it runs in a thread, off the event loop that answers users."""
+        wanted = list(dict.fromkeys(form for form in forms if form is not None))  # in the order they were asked
+        if not wanted:
+            return {}
+        try:
+            async with self.db.session.begin() as session:
+                grouper = await self._founders(session)
+                first_new = len(grouper)
+                positions = await asyncio.to_thread(_locate_or_found, grouper, wanted)
+                for position in range(first_new, len(grouper)):
+                    key = await self._found(session, grouper.forms[position])
+                    grouper.keys[position] = key
+                    self._last_founder = max(self._last_founder, key)
+            return {form: grouper.keys[position] for form, position in positions.items()}
+        except BaseException as exc:
+            self._grouper = None  # it may hold founders that were not committed: load them afresh next time
+            if not isinstance(exc, Exception):
+                raise
+            log.exception("grouping %d unanswered questions failed; they are logged without a group", len(wanted))
+            return {}
+
+    async def _found(self, session: AsyncSession, form: str) -> int:
+        """Store a new group's founding form; the group's id (another worker may just have founded it)."""
+        digest = form_digest(form)
+        statement = self._dialect.insert(QuestionFounder).values(digest=digest, form=form)
+        await session.execute(statement.on_conflict_do_nothing(index_elements=["digest"]))
+        return (await session.execute(select(QuestionFounder.id).where(QuestionFounder.digest == digest))).scalar_one()
+
+    async def _founders(self, session: AsyncSession) -> QuestionGrouper:
+        """The founders as stored: new ones (from other workers) are added; if any went missing (a group
+        deleted with its last row) or came in out of order, all are loaded again."""
+        count, last = (await session.execute(select(func.count(), func.max(QuestionFounder.id)))).one()
+        grouper = self._grouper
+        if grouper is not None and count == len(grouper) and (last or 0) == self._last_founder:
+            return grouper
+        if grouper is not None:
+            newer = select(QuestionFounder.id, QuestionFounder.form).where(QuestionFounder.id > self._last_founder)
+            rows = (await session.execute(newer.order_by(QuestionFounder.id))).all()
+            if len(grouper) + len(rows) == count:
+                for key, form in rows:
+                    grouper.add(key, form)
+                self._last_founder = last or 0
+                return grouper
+        everything = select(QuestionFounder.id, QuestionFounder.form).order_by(QuestionFounder.id)
+        self._grouper = await asyncio.to_thread(QuestionGrouper, (await session.execute(everything)).all())
+        self._last_founder = last or 0
+        return self._grouper
+
+
+def _locate_or_found(grouper: QuestionGrouper, forms: list[str]) -> dict[str, int]:
+    """Each form's group, as a position in `grouper`; a form like no founder founds a group (its key is set
+    once it is stored)."""
+    positions = {}
+    for form in forms:
+        position = grouper.locate(form)
+        if position is None:
+            position = len(grouper)
+            grouper.add(0, form)
+        positions[form] = position
+    return positions
+
+
+def is_unanswered(kind: str, answered: Any, text: str | None) -> bool:
+    """A question the assistant could not answer: the reports group these by near-duplicates."""
+    return kind == "question" and answered is not None and not answered and text is not None
+
+
+def first_hit(kind: str, answered: Any, results: Any) -> int | None:
+    """The measure an answered question's first result is, when that result is ranked 1 (not the targets)."""
+    if kind != "question" or not answered or not isinstance(results, list) or not results:
+        return None
+    first = results[0]
+    if not isinstance(first, dict) or first.get("rank") != 1:
+        return None
+    measure = first.get("measure")
+    return measure if _is_int(measure) else None
+
+
+def funnel_step(kind: str, measure: int | None, answered: Any) -> int | None:
+    """CARD_STEP for a row that showed a measure card, MATCH_STEP for a match, else None."""
+    if (kind in ("measure", "deeplink") and measure is not None) or (kind == "question" and answered):
+        return CARD_STEP
+    return MATCH_STEP if kind == "match" else None
+
+
+def match_facts(kind: str, answered: Any, results: Any, profile: Any) -> tuple[str | None, str | None]:
+    """For a match (answered or not): the measures it found applicable (near misses left out) and the profile's
+    identities, each a sorted JSON list; (None, None) for any other row."""
+    if kind != "match" or answered is None:
+        return None, None
+    measures = set()
+    if isinstance(results, list):
+        measures = {
+            r["measure"]
+            for r in results
+            if isinstance(r, dict) and _is_int(r.get("measure")) and not r.get("near_miss")
+        }
+    values = profile.get("identity") if isinstance(profile, dict) else None
+    identities = {v for v in values if isinstance(v, str)} if isinstance(values, list) else set()
+    return json.dumps(sorted(measures)), json.dumps(sorted(identities), ensure_ascii=False)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def daily_keys(row: dict[str, Any]) -> tuple[tuple[Hashable, ...], tuple[Hashable, ...]]:
+    """A row's keys in DailyInquiries and DailyPlaces (its created_at in UTC)."""
+    day: date = row["created_at"].date()
+    kinds = (day, row["kind"], row["measure"] or 0, row["plan"] or 0, row["hit"] or 0)
+    return kinds, (day, row["channel"], row["district"] or "")
+
+
+def daily_counts(rows: list[dict[str, Any]]) -> tuple[Counter[tuple[Any, ...]], Counter[tuple[Any, ...]]]:
+    kinds: Counter[tuple[Any, ...]] = Counter()
+    places: Counter[tuple[Any, ...]] = Counter()
+    for row in rows:
+        kind_key, place_key = daily_keys(row)
+        kinds[kind_key] += 1
+        places[place_key] += 1
+    return kinds, places
+
+
+def _row(record: InquiryRecord, question_group: int | None) -> dict[str, Any]:
+    row = asdict(record)
+    created = record.created_at
+    row["created_at"] = created.replace(tzinfo=UTC) if created.tzinfo is None else created.astimezone(UTC)
+    row["hit"] = first_hit(record.kind, record.answered, record.results)
+    row["step"] = funnel_step(record.kind, record.measure, record.answered)
+    row["question_group"] = question_group
+    row["matched"], row["identities"] = match_facts(record.kind, record.answered, record.results, record.profile)
+    return row
 
 
 def _refused_as_data(exc: Exception) -> bool:

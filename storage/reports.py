@@ -1,9 +1,15 @@
 """Demand reports: what founders asked for over a period, from the inquiry log.
 
-Counts are aggregated in the database (GROUP BY) with queries that run unchanged on SQLite and
-PostgreSQL; only the small grouped results, the match rows' JSON (grouped by identical text first)
-and the unanswered questions' texts are handled in Python. Reports hold counts and question texts
-only: never a user's pseudonym, let alone a raw chat id. Days and ISO weeks are UTC.
+Most of the work is done as the inquiries are logged (storage.inquiry_log), not when a report is asked for. The
+counts come from the daily tables the log keeps (DailyInquiries, DailyPlaces) for the period's whole UTC days,
+and from the rows for the part-days at its edges, so they cost the same however long the log. The funnel
+(distinct users over the period) reads each row's funnel step, the matches the measures and identities stored
+with them, and the unanswered questions the near-duplicate groups the log put them in as they were asked.
+Queries run unchanged on SQLite and PostgreSQL. Reports hold counts and question texts only: never a user's
+pseudonym, let alone a raw chat id. Days and ISO weeks are UTC.
+
+Deleting rows (/forget deletes a user's) takes them off the daily tables too (a trigger), so a report always
+counts exactly the rows still held: a forgotten user's inquiries drop out of every section alike.
 """
 
 from __future__ import annotations
@@ -17,16 +23,17 @@ import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Select, Text, and_, case, cast, false, func, literal_column, or_, select, true
+from sqlalchemy import Date, Select, and_, case, cast, false, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.elements import UnaryExpression
+from sqlalchemy.sql.elements import ColumnElement, UnaryExpression
 from sqlalchemy.sql.operators import custom_op
 
 from storage.db import Database
-from storage.models import Inquiry
+from storage.models import CARD_STEP, MATCH_STEP, DailyInquiries, DailyPlaces, Inquiry, QuestionFounder
+from storage.questions import QuestionGrouper, normalise, wording
 
 if TYPE_CHECKING:
     from content.loader import Content
@@ -34,8 +41,6 @@ if TYPE_CHECKING:
 TOP_QUESTIONS = 20
 TOP_MEASURES = 10
 EXAMPLES_PER_GROUP = 3
-# Near-duplicate questions: character-bigram Jaccard similarity of at least 3/5 (kept as a fraction: exact).
-SIMILAR_NUM, SIMILAR_DEN = 3, 5
 KIND_ORDER = (
     "menu",
     "plans",
@@ -173,115 +178,196 @@ class DemandReport:
 async def demand_report(db: Database, period: Period, content: Content | None = None) -> DemandReport:
     """Everything the demand report shows for `period`; `content` adds titles, plan names and target context.
 
-    Grouping the unanswered questions is CPU work: it runs in a thread (off the event loop of a running bot),
-    alongside the other queries, which spend their time in the database. On PostgreSQL all queries read one
-    snapshot; on SQLite each reads the latest, so rows logged meanwhile may show in some sections only."""
+    On PostgreSQL all queries read one snapshot. On SQLite each reads the latest, so rows logged meanwhile may
+    show in some sections only; and the funnel, the slowest query, runs on a connection of its own, beside the
+    others and the Python work. Folding the question groups runs in a thread (off the event loop of a running
+    bot): it is quick, unless many questions were logged without a group and have to be grouped here."""
     since, until = period.utc()
-    async with db.engine.connect() as conn:
-        if conn.dialect.name == "postgresql":
-            await conn.execution_options(isolation_level="REPEATABLE READ")
-        statements = _statements(conn.dialect.name, since, until)
-        unanswered = (await conn.execute(statements.pop("unanswered"))).all()
-        grouping = asyncio.to_thread(group_questions, [(text, n) for text, n in unanswered])
-        questions, rows = await asyncio.gather(grouping, _run(conn, statements))
-
-    report = DemandReport(since=since, until=until)
-    _add_facets(report, rows["facets"], rows["hits"], rows["matches"], content)
-    report.weeks = _weeks(rows["days"])
-    report.unanswered = questions[:TOP_QUESTIONS]
+    dialect = db.engine.dialect.name
+    statements = _statements(dialect, since, until)
+    beside = None
+    if dialect == "sqlite":
+        beside = asyncio.create_task(_read(db, {"funnel": statements.pop("funnel")}))
+    try:
+        async with db.engine.connect() as conn:
+            if dialect == "postgresql":
+                await conn.execution_options(isolation_level="REPEATABLE READ")
+            rows = await _run(conn, statements)
+            ungrouped: list[Any] = []
+            founders: list[Any] = []
+            if rows["unanswered"][0][0] > sum(n for *_, n in rows["grouped"]):
+                ungrouped = list((await conn.execute(_ungrouped_query(since, until))).all())
+                everyone = select(QuestionFounder.id, QuestionFounder.form).order_by(QuestionFounder.id)
+                founders = list((await conn.execute(everyone)).all())
+        questions = await asyncio.to_thread(_question_groups, rows["grouped"], ungrouped, founders, TOP_QUESTIONS)
+        report = DemandReport(since=since, until=until)
+        kinds, days, places = _tallies(rows)
+        _add_facets(report, kinds, places, rows["matched"], rows["identities"], content)
+        if beside is not None:
+            rows |= await beside
+    finally:
+        if beside is not None and not beside.done():
+            beside.cancel()
+            await asyncio.gather(beside, return_exceptions=True)
+    report.weeks = _weeks(days)
+    report.unanswered = questions
     report.funnel = _funnel(*rows["funnel"][0])
     report.context = _context(report.measures, content)
     return report
+
+
+async def _read(db: Database, statements: dict[str, Select[Any]]) -> dict[str, list[Any]]:
+    async with db.engine.connect() as conn:
+        return await _run(conn, statements)
 
 
 async def _run(conn: AsyncConnection, statements: dict[str, Select[Any]]) -> dict[str, list[Any]]:
     return {name: list((await conn.execute(statement)).all()) for name, statement in statements.items()}
 
 
+def _tallies(rows: dict[str, list[Any]]) -> tuple[list[Any], list[Any], list[Any]]:
+    """The daily tables' whole days plus the edges' rows: per (kind, measure, plan, hit), per (day, kind) and per
+    (channel, district), leaving out what adds up to nothing (counts of rows since deleted)."""
+    kinds: Counter[tuple[Any, ...]] = Counter()
+    days: Counter[tuple[Any, ...]] = Counter()
+    places: Counter[tuple[Any, ...]] = Counter()
+    for *key, n in rows["kinds"]:
+        kinds[tuple(key)] += n
+    for day, kind, n in rows["days"]:
+        days[day, kind] += n
+    for day, *key, n in rows["edge_kinds"]:
+        kinds[tuple(key)] += n
+        days[day, key[0]] += n
+    for *key, n in [*rows["places"], *rows["edge_places"]]:
+        places[tuple(key)] += n
+    return [[(*key, n) for key, n in counts.items() if n > 0] for counts in (kinds, days, places)]
+
+
 def _statements(dialect: str, since: datetime, until: datetime) -> dict[str, Select[Any]]:
     """The report's queries, by name: plain SQL aggregates that run on SQLite and PostgreSQL alike."""
+    window = and_(Inquiry.created_at >= since, Inquiry.created_at < until)
     created = _scan_created_at(dialect)
-    scan = and_(created >= since, created < until)  # whole-period scans: grouped through an index
-    window = and_(Inquiry.created_at >= since, Inquiry.created_at < until)  # one kind: by (kind, answered)
-    group = (Inquiry.kind, Inquiry.measure, Inquiry.plan, Inquiry.channel, Inquiry.district)
-    day = _day(dialect).label("day")
-    first = Inquiry.results[(0, "measure")].as_integer()
-    results_text, profile_text = cast(Inquiry.results, Text).label("r"), cast(Inquiry.profile, Text).label("p")
+    first_day, end_day = _whole_days(since, until)
+    whole = first_day < end_day
+    ranges = [(since, _midnight(first_day)), (_midnight(end_day), until)] if whole else [(since, until)]
+    edges = or_(false(), *(and_(Inquiry.created_at >= a, Inquiry.created_at < b) for a, b in ranges if a < b))
+    kinds, places = DailyInquiries, DailyPlaces
+    by_kind = (kinds.kind, kinds.measure, kinds.plan, kinds.hit)
+    by_place = (places.channel, places.district)
+    zero = literal_column("0")
+    edge_kind = (
+        _day(dialect),
+        Inquiry.kind,
+        func.coalesce(Inquiry.measure, zero),
+        func.coalesce(Inquiry.plan, zero),
+        func.coalesce(Inquiry.hit, zero),
+    )
+    edge_place = (Inquiry.channel, func.coalesce(Inquiry.district, ""))
     return {
-        "unanswered": select(Inquiry.text, func.count())
-        .where(window, Inquiry.kind == "question", Inquiry.answered == false(), Inquiry.text.is_not(None))
-        .group_by(Inquiry.text),
-        "facets": select(*group, func.count()).where(scan).group_by(*group),
-        "days": select(day, Inquiry.kind, func.count()).where(scan).group_by(day, Inquiry.kind),
-        # Questions whose first result (rank 1) is a measure; the targets card has no measure.
-        "hits": select(first.label("first"), func.count())
-        .where(
-            window,
-            Inquiry.kind == "question",
-            Inquiry.answered == true(),
-            Inquiry.results[(0, "rank")].as_integer() == 1,
-        )
-        .group_by("first"),
-        # Match rows repeat (the same profile gives the same results): each distinct JSON is parsed once.
-        "matches": select(results_text, profile_text, func.count())
-        .where(window, Inquiry.kind == "match", Inquiry.answered.in_((True, False)))
-        .group_by(results_text, profile_text),
-        "funnel": _funnel_query(scan),
+        # Whole days from the daily tables, the part-days at the edges from the rows, in the daily tables' terms.
+        "kinds": select(*by_kind, func.sum(kinds.inquiries))
+        .where(kinds.day >= first_day, kinds.day < end_day)
+        .group_by(*by_kind),
+        "days": select(kinds.day, kinds.kind, func.sum(kinds.inquiries))
+        .where(kinds.day >= first_day, kinds.day < end_day)
+        .group_by(kinds.day, kinds.kind),
+        "places": select(*by_place, func.sum(places.inquiries))
+        .where(places.day >= first_day, places.day < end_day)
+        .group_by(*by_place),
+        "edge_kinds": select(*edge_kind, func.count()).where(edges).group_by(*edge_kind),
+        "edge_places": select(*edge_place, func.count()).where(edges).group_by(*edge_place),
+        # Matches repeat (the same profile gives the same results): each distinct list is parsed once.
+        "matched": select(Inquiry.matched, func.count())
+        .where(Inquiry.matched.is_not(None), window)
+        .group_by(Inquiry.matched),
+        "identities": select(Inquiry.identities, func.count())
+        .where(Inquiry.matched.is_not(None), window)
+        .group_by(Inquiry.identities),
+        "funnel": _funnel_query(dialect, since, until),
+        # The log groups unanswered questions as it writes them (only those): the rest, if any, are grouped here.
+        "grouped": select(Inquiry.question_group, Inquiry.text, func.count())
+        .where(Inquiry.question_group.is_not(None), Inquiry.text.is_not(None), created >= since, created < until)
+        .group_by(Inquiry.question_group, Inquiry.text),
+        "unanswered": select(func.count()).where(Inquiry.kind == "question", Inquiry.answered == false(), window),
     }
+
+
+def _ungrouped_query(since: datetime, until: datetime) -> Select[Any]:
+    """Unanswered questions the log did not group (logged before it did, or when grouping failed)."""
+    return (
+        select(Inquiry.text, func.count())
+        .where(
+            Inquiry.kind == "question",
+            Inquiry.answered == false(),
+            Inquiry.question_group.is_(None),
+            Inquiry.text.is_not(None),
+            Inquiry.created_at >= since,
+            Inquiry.created_at < until,
+        )
+        .group_by(Inquiry.text)
+    )
 
 
 def _as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def _whole_days(since: datetime, until: datetime) -> tuple[date, date]:
+    """The whole UTC days in [since, until), as [first, end): empty (first ≥ end) when there are none."""
+    first = since.date() if since.timetz() == time(tzinfo=UTC) else since.date() + timedelta(days=1)
+    return first, until.date()
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), UTC)
+
+
+def _day(dialect: str) -> ColumnElement[Any]:
+    """The UTC day of created_at, as DailyInquiries.day: SQLite stores UTC text (YYYY-MM-DD...), PostgreSQL a
+    timestamptz."""
+    if dialect == "sqlite":
+        return func.substr(Inquiry.created_at, literal_column("1"), literal_column("10"), type_=Date)
+    return cast(func.timezone("UTC", Inquiry.created_at), Date)
+
+
 def _scan_created_at(dialect: str) -> ColumnElement[Any]:
-    """created_at for the period filter of whole-log scans. On SQLite it is written `+created_at`, which keeps
-    the planner off the created_at index: a period of months is most of the log, and scanning an index in
-    GROUP BY order (migration 0003) beats fetching rows by date and sorting them in a temporary B-tree."""
+    """created_at for queries that should not use its index. On SQLite it is written `+created_at`, which keeps
+    the planner off ix_inquiries_created_at: for the funnel, a period of months is most of the log, and
+    streaming through ix_inquiries_report_funnel in user order beats fetching rows by date and sorting them by
+    user in a temporary B-tree; for the question groups, ix_inquiries_report_grouped holds everything."""
     if dialect == "sqlite":
         return UnaryExpression(Inquiry.created_at, operator=custom_op("+"), type_=Inquiry.created_at.type)
     return Inquiry.created_at
 
 
-def _day(dialect: str) -> ColumnElement[Any]:
-    """The UTC day of created_at as 'YYYY-MM-DD'. SQLite stores UTC text (and indexes this very expression,
-    constants written out); PostgreSQL a timestamptz."""
-    if dialect == "sqlite":
-        return func.substr(Inquiry.created_at, literal_column("1"), literal_column("10"))
-    if dialect == "postgresql":
-        return func.to_char(func.timezone("UTC", Inquiry.created_at), "YYYY-MM-DD")
-    return func.date(Inquiry.created_at)
-
-
-def _funnel_query(window: ColumnElement[bool]) -> Select[Any]:
-    card = or_(
-        and_(Inquiry.kind.in_(("measure", "deeplink")), Inquiry.measure.is_not(None)),
-        and_(Inquiry.kind == "question", Inquiry.answered == true()),
-    )
+def _funnel_query(dialect: str, since: datetime, until: datetime) -> Select[Any]:
+    """Per user, whether they saw a measure card and whether they got a match, then counted. Steps are
+    CARD_STEP (1) < MATCH_STEP (2): a user's lowest step is 1 if they saw a card, their highest 2 if matched."""
+    created = _scan_created_at(dialect)
     per_user = (
-        select(
-            func.max(case((card, 1), else_=0)).label("card"),
-            func.max(case((Inquiry.kind == "match", 1), else_=0)).label("matched"),
-        )
-        .where(window)
+        select(func.min(Inquiry.step).label("low"), func.max(Inquiry.step).label("high"))
+        .where(created >= since, created < until)
         .group_by(Inquiry.user_pseudonym)
         .subquery()
     )
+    card = per_user.c.low == CARD_STEP
     return select(
         func.count(),
-        func.coalesce(func.sum(per_user.c.card), 0),
-        func.coalesce(func.sum(per_user.c.card * per_user.c.matched), 0),
+        func.coalesce(func.sum(case((card, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((and_(card, per_user.c.high == MATCH_STEP), 1), else_=0)), 0),
     )
 
 
 def _add_facets(
     report: DemandReport,
-    facets: Iterable[Any],
-    hits: Iterable[Any],
-    matches: Iterable[Any],
+    kinds: Iterable[Any],
+    places: Iterable[Any],
+    matched: Iterable[Any],
+    identities_matched: Iterable[Any],
     content: Content | None,
 ) -> None:
-    """Per measure, per plan, channel, district and identity counts from the grouped rows."""
+    """Per measure, per plan, channel, district and identity counts from the grouped rows (where an absent
+    measure, plan or hit is 0 and an absent district '', as in the daily tables)."""
     measures: dict[int, MeasureDemand] = {}
     plan_of: dict[int, int] = {}
     menu_views: Counter[int] = Counter()
@@ -298,27 +384,28 @@ def _add_facets(
         for number, measure in content.measures.items():
             plan_of[number] = measure.plan
             demand(number).title = measure.title.zh
-    for kind, measure, plan, channel, district, n in facets:
+    for kind, measure, plan, hit, n in kinds:
         report.inquiries += n
-        channels[channel] += n
-        districts[district or "unknown"] += n
-        if kind == "plan" and plan is not None:
+        if kind == "plan" and plan:
             menu_views[plan] += n
-        elif kind in ("measure", "deeplink") and measure is not None:
+        elif kind in ("measure", "deeplink") and measure:
             row = demand(measure)
             if kind == "measure":
                 row.views += n
             else:
                 row.deeplinks += n
-            if plan is not None:
+            if plan:
                 plan_of.setdefault(measure, plan)
-    for measure, n in hits:
-        if measure is not None:
-            demand(measure).question_hits += n
-    for results_json, profile_json, n in matches:
-        for number in _applicable(results_json):
+        if hit:
+            demand(hit).question_hits += n
+    for channel, district, n in places:
+        channels[channel] += n
+        districts[district or "unknown"] += n
+    for numbers, n in matched:
+        for number in json.loads(numbers):
             demand(number).matches += n
-        for identity in _identities(profile_json):
+    for names, n in identities_matched:
+        for identity in json.loads(names):
             identities[identity] += n
 
     plans: dict[int, PlanDemand] = {}
@@ -341,24 +428,6 @@ def _add_facets(
     report.identities = _counts(identities)
     report.most_matched = _ranked(report.measures, lambda m: m.matches)
     report.most_viewed = _ranked(report.measures, lambda m: m.views + m.deeplinks)
-
-
-def _applicable(results_json: str | None) -> set[int]:
-    """The measures a match found applicable (near misses left out), each once."""
-    results = json.loads(results_json) if results_json else None
-    if not isinstance(results, list):
-        return set()
-    return {
-        r["measure"]
-        for r in results
-        if isinstance(r, dict) and isinstance(r.get("measure"), int) and not r.get("near_miss")
-    }
-
-
-def _identities(profile_json: str | None) -> set[str]:
-    profile = json.loads(profile_json) if profile_json else None
-    values = profile.get("identity") if isinstance(profile, dict) else None
-    return {v for v in values if isinstance(v, str)} if isinstance(values, list) else set()
 
 
 def _counts(counter: Counter[str]) -> list[Count]:
@@ -415,91 +484,55 @@ def _context(measures: list[MeasureDemand], content: Content | None) -> list[Con
 
 # --- near-duplicate questions ----------------------------------------------------------------------------------
 
-_SPLIT = re.compile(r"[\W_]+")
-_LONG_NUMBER = re.compile(r"\d{7,}")
-_PARTICLES = "啊呀吗呢吧哦啦嘛呗"
-_FOLDS = (("怎么样", "怎么"), ("怎样", "怎么"), ("如何", "怎么"), ("咋", "怎么"))
-
-
-def mask(text: str) -> str:
-    """The text with long digit runs (phone numbers, ids someone typed) masked."""
-    return _LONG_NUMBER.sub("#", text)
-
-
-def normalise(text: str) -> str:
-    """The comparable form of a question: NFKC, lower case, no punctuation or white space.
-
-    Also drops a clause's trailing modal particles (啊, 吗, 呢...) and folds 怎样/如何/咋 into 怎么,
-    so that "怎样办营业执照啊" and "怎么办营业执照？" compare equal: bigram Jaccard alone gives them 0.44.
-    """
-    text = unicodedata.normalize("NFKC", text).lower()
-    text = "".join(piece.rstrip(_PARTICLES) for piece in _SPLIT.split(text))
-    for variant, common in _FOLDS:
-        text = text.replace(variant, common)
-    return text.removeprefix("请问")
-
-
-def bigrams(text: str) -> frozenset[str]:
-    """The character bigrams of a normalised text (a one-character text is its own gram)."""
-    return frozenset(text[i : i + 2] for i in range(len(text) - 1)) if len(text) > 1 else frozenset(text)
-
 
 def group_questions(counted: Iterable[tuple[str, int]]) -> list[QuestionGroup]:
-    """Group question texts (with their counts) that are equal once normalised, or whose bigram sets have a
-    Jaccard similarity of at least 3/5. Greedy: forms are taken most asked first; each joins the first group
-    whose founding form it resembles, or founds a group. Founders are looked up through an index of their
-    rarest bigrams (a prefix filter, as in PPJoin: two sets that similar must share one of those), rarest
-    first, so tens of thousands of distinct texts take about a second. Largest groups first."""
+    """Group question texts (with their counts): greedily, the most asked form first, each joining the earliest
+    founded group whose founding form it is alike to (storage.questions), or founding one. Largest groups first."""
+    members: dict[int, Counter[str]] = defaultdict(Counter)
+    _group_into(members, counted, QuestionGrouper())
+    return _fold(members)
+
+
+def _question_groups(
+    grouped: Iterable[Any], ungrouped: list[Any], founders: list[Any], limit: int | None = None
+) -> list[QuestionGroup]:
+    """The groups the log assigned, plus the questions it left without one (logged before groups were, or
+    when grouping failed), grouped now among the stored founders, as the log would have; the largest `limit`."""
+    members: dict[int, Counter[str]] = defaultdict(Counter)
+    for key, text, n in grouped:
+        members[key][wording(text)] += n
+    if ungrouped:
+        _group_into(members, ungrouped, QuestionGrouper(founders))
+    return _fold(members, limit)
+
+
+def _group_into(members: dict[int, Counter[str]], counted: Iterable[tuple[str, int]], grouper: QuestionGrouper) -> None:
     texts: Counter[str] = Counter()
     for text, n in counted:
-        texts[mask(text).strip()] += n
+        texts[wording(text)] += n
     forms: dict[str, Counter[str]] = defaultdict(Counter)
     for text, n in texts.items():
         forms[normalise(text)][text] += n
-    order = sorted(forms, key=lambda f: (-sum(forms[f].values()), f))
-    grams = [bigrams(f) for f in order]
-    frequency = Counter(g for found in grams for g in found)
-    founders: list[frozenset[str]] = []
-    members: list[Counter[str]] = []
-    index: dict[str, list[int]] = defaultdict(list)  # bigram -> groups whose founder has it among its rarest
-    for form, mine in zip(order, grams, strict=True):
-        size = len(mine)
-        rarest = sorted(mine, key=lambda g: (frequency[g], g))[: size - (SIMILAR_NUM * size - 1) // SIMILAR_DEN]
-        joined = _first_similar(mine, rarest, index, founders) if size else None
-        if joined is None:
-            joined = len(founders)
-            founders.append(mine)
-            members.append(Counter())
-            for gram in rarest:
-                index[gram].append(joined)
-        members[joined].update(forms[form])
+    for form in sorted(forms, key=lambda f: (-sum(forms[f].values()), f)):
+        key = grouper.find(form)
+        if key is None:
+            key = -1 - len(grouper)  # a group founded here: never a stored id
+            grouper.add(key, form)
+        members[key].update(forms[form])
+
+
+def _fold(members: dict[int, Counter[str]], limit: int | None = None) -> list[QuestionGroup]:
+    """Each group shown by its most asked wording, with a few wordings; largest groups first."""
+    ranked = []
+    for wordings in members.values():
+        most = max(wordings.values())
+        ranked.append((-sum(wordings.values()), min(t for t, n in wordings.items() if n == most), wordings))
+    ranked.sort(key=lambda r: r[:2])
     groups = []
-    for wordings in members:
-        common = sorted(wordings.items(), key=lambda kv: (-kv[1], kv[0]))
-        groups.append(QuestionGroup(common[0][0], sum(wordings.values()), [t for t, _ in common[:EXAMPLES_PER_GROUP]]))
-    groups.sort(key=lambda g: (-g.count, g.text))
+    for count, text, wordings in ranked[:limit]:
+        examples = sorted(wordings.items(), key=lambda kv: (-kv[1], kv[0]))[:EXAMPLES_PER_GROUP]
+        groups.append(QuestionGroup(text, -count, [t for t, _ in examples]))
     return groups
-
-
-def _first_similar(
-    mine: frozenset[str], rarest: list[str], index: dict[str, list[int]], founders: list[frozenset[str]]
-) -> int | None:
-    """The first group met through `rarest` whose founder is similar enough: |A ∩ B| / |A ∪ B| ≥ 3/5, which
-    in integers is 8·|A ∩ B| ≥ 3·(|A| + |B|). Sizes out of [3/5·|A|, 5/3·|A|] cannot be, and are skipped."""
-    num, total = SIMILAR_NUM, SIMILAR_NUM + SIMILAR_DEN
-    size = len(mine)
-    low, high = -(-SIMILAR_NUM * size // SIMILAR_DEN), SIMILAR_DEN * size // SIMILAR_NUM
-    seen: set[int] = set()
-    for gram in rarest:
-        for group in index.get(gram, ()):
-            if group in seen:
-                continue
-            seen.add(group)
-            theirs = founders[group]
-            their_size = len(theirs)
-            if low <= their_size <= high and len(mine & theirs) * total >= num * (size + their_size):
-                return group
-    return None
 
 
 # --- output formats --------------------------------------------------------------------------------------------

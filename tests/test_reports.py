@@ -2,34 +2,38 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
 import random
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from alembic import command
+from sqlalchemy import delete, insert, select, update
 
 from bot.config import Settings
 from content.loader import Content, load_content
 from storage import reports
-from storage.db import Database
+from storage.db import Database, alembic_config
 from storage.inquiry_log import InquiryLog, InquiryRecord
+from storage.models import DailyInquiries, DailyPlaces, Inquiry, QuestionFounder
+from storage.questions import QuestionGrouper, bigrams, normalise
 from storage.reports import (
     DemandReport,
     Period,
-    bigrams,
     demand_report,
     group_questions,
-    normalise,
     to_csv,
     to_json,
     to_table,
 )
-from storage.users import Pseudonymizer
+from storage.users import Pseudonymizer, UserStore
 from tests.conftest import CONTENT
 
 RAW_IDS = {"u1": ("telegram", "100000001"), "u2": ("web", "100000002"), "u3": ("wechat", "100000003")}
@@ -355,6 +359,17 @@ def test_a_similarity_of_exactly_three_fifths_groups() -> None:
     assert [(g.text, g.count) for g in groups] == [("abcde", 3), ("abcxy", 1)]
 
 
+def test_a_form_like_two_founders_joins_the_earlier() -> None:
+    first, second = "abcdefgh", "defghijk"  # 4 bigrams of 10 in common: two groups
+    between = "bcdefghij"  # 6 of 9 in common with each
+    assert QuestionGrouper([(10, first), (11, second)]).find(between) == 10
+    assert QuestionGrouper([(11, second), (10, first)]).find(between) == 11
+    grouper = QuestionGrouper([(10, first)])
+    assert (grouper.find(first), grouper.find("xyz"), grouper.find("")) == (10, None, None)
+    grouper.add(12, "")
+    assert grouper.find("") == 12  # an empty form is like no other, only itself
+
+
 def test_grouping_is_a_greedy_partition(monkeypatch: pytest.MonkeyPatch) -> None:
     """On random texts: every text lands in one group; each group's founder (its most asked form) is unlike
     every earlier founder, and every other form of the group is like its founder."""
@@ -385,3 +400,195 @@ def test_grouping_is_a_greedy_partition(monkeypatch: pytest.MonkeyPatch) -> None
         founders.sort()
         for i, (_, later) in enumerate(founders):
             assert not any(similar(earlier, later) for _, earlier in founders[:i])
+
+
+# --- the work the log does for the reports -------------------------------------------------------------------
+
+
+def monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def from_rows(records: list[InquiryRecord], since: datetime, until: datetime) -> dict[str, Any]:
+    """What a report must count for [since, until), worked out from the records themselves."""
+    rows = [r for r in records if since <= r.created_at < until]
+    hits = [r.results[0]["measure"] for r in rows if r.kind == "question" and r.answered and r.results]
+    cards = {r.user_pseudonym for r in rows if (r.kind in ("measure", "deeplink") and r.measure)}
+    cards |= {r.user_pseudonym for r in rows if r.kind == "question" and r.answered}
+    matched = {r.user_pseudonym for r in rows if r.kind == "match"} & cards
+    return {
+        "inquiries": len(rows),
+        "channels": Counter(r.channel for r in rows),
+        "districts": Counter(r.district or "unknown" for r in rows),
+        "weeks": Counter((monday(r.created_at.date()), r.kind) for r in rows),
+        "views": Counter(r.measure for r in rows if r.kind == "measure" and r.measure),
+        "deeplinks": Counter(r.measure for r in rows if r.kind == "deeplink" and r.measure),
+        "hits": Counter(m for m in hits if m is not None),
+        "funnel": [len({r.user_pseudonym for r in rows}), len(cards), len(matched)],
+        "unanswered": sum(1 for r in rows if r.kind == "question" and r.answered is False),
+    }
+
+
+def in_report(report: DemandReport) -> dict[str, Any]:
+    return {
+        "inquiries": report.inquiries,
+        "channels": Counter({c.key: c.count for c in report.channels}),
+        "districts": Counter({c.key: c.count for c in report.districts}),
+        "weeks": Counter({(w.week, w.kind): w.count for w in report.weeks}),
+        "views": Counter({m.measure: m.views for m in report.measures if m.views}),
+        "deeplinks": Counter({m.measure: m.deeplinks for m in report.measures if m.deeplinks}),
+        "hits": Counter({m.measure: m.question_hits for m in report.measures if m.question_hits}),
+        "funnel": [f.users for f in report.funnel],
+        "unanswered": sum(q.count for q in report.unanswered),
+    }
+
+
+def random_periods(rng: random.Random, count: int) -> list[tuple[datetime, datetime]]:
+    """Periods around the log: whole days, part-days at either edge, within one day, empty."""
+    start = at(1, 0, month=1) - timedelta(days=3)
+    periods = [(at(5, 0), at(19, 0)), (at(9, 10), at(9, 10)), (at(9, 9, 30), at(9, 10, 30))]
+    for _ in range(count):
+        since = start + timedelta(hours=rng.randrange(24 * 40)) + timedelta(minutes=rng.choice((0, 0, 1, 59)))
+        until = since + timedelta(hours=rng.randrange(1, 24 * 20)) + timedelta(minutes=rng.choice((0, 0, 30)))
+        periods.append((since, until))
+    return periods
+
+
+async def test_every_period_counts_exactly_its_rows_whole_days_and_edges(db: Database) -> None:
+    """The daily tables serve the whole days and the rows the edges: together exactly the period's rows."""
+    for since, until in random_periods(random.Random(5), 30):
+        report = await demand_report(db, Period(since, until))
+        assert in_report(report) == from_rows(LOG, since, until), (since, until)
+
+
+async def test_a_forgotten_user_drops_out_of_every_section(db: Database, content: Content) -> None:
+    """/forget deletes the user's rows; the trigger takes them off the daily tables, so the counts still add up
+    to the rows held, whole days and edges alike, and a question group with no row left is deleted."""
+    await UserStore(db).forget(PSEUDONYMS["u1"])
+    kept = [r for r in LOG if r.user_pseudonym != PSEUDONYMS["u1"]]
+    for since, until in random_periods(random.Random(6), 20):
+        report = await demand_report(db, Period(since, until), content)
+        assert in_report(report) == from_rows(kept, since, until), (since, until)
+    report = await demand_report(db, PERIOD)
+    assert "telegram" not in [c.key for c in report.channels]  # u1 was the only Telegram user
+    assert [(q.text, q.count) for q in report.unanswered] == [("怎么办营业执照", 2), ("请联系我 #", 1)]
+    assert await daily_rows(db) == await daily_rows_from_inquiries(db)
+    async with db.session() as session:
+        founders = set((await session.scalars(select(QuestionFounder.form))).all())
+    assert "哪里可以停车" not in founders  # only u1 asked it
+    assert "怎么办营业执照" in founders  # u1 asked it first, but others too
+
+
+async def daily_rows(db: Database) -> set[tuple[Any, ...]]:
+    async with db.session() as session:
+        kinds = (await session.execute(select(DailyInquiries.__table__).where(DailyInquiries.inquiries > 0))).all()
+        places = (await session.execute(select(DailyPlaces.__table__).where(DailyPlaces.inquiries > 0))).all()
+    return {("kinds", *row) for row in kinds} | {("places", *row) for row in places}
+
+
+async def daily_rows_from_inquiries(db: Database) -> set[tuple[Any, ...]]:
+    async with db.session() as session:
+        rows = (await session.scalars(select(Inquiry))).all()
+    kinds: Counter[tuple[Any, ...]] = Counter()
+    places: Counter[tuple[Any, ...]] = Counter()
+    for row in rows:
+        day = row.created_at.date()  # UTC: SQLite hands back naive UTC, PostgreSQL aware in the session's zone
+        if row.created_at.tzinfo is not None:
+            day = row.created_at.astimezone(UTC).date()
+        kinds[day, row.kind, row.measure or 0, row.plan or 0, row.hit or 0] += 1
+        places[day, row.channel, row.district or ""] += 1
+    return {("kinds", *key, n) for key, n in kinds.items()} | {("places", *key, n) for key, n in places.items()}
+
+
+async def test_the_log_fills_the_daily_tables_and_the_reports_columns(db: Database) -> None:
+    assert await daily_rows(db) == await daily_rows_from_inquiries(db)
+    async with db.session() as session:
+        rows = (await session.scalars(select(Inquiry).order_by(Inquiry.id))).all()
+    by_text = {r.text: r for r in rows if r.kind == "question"}
+    assert by_text["创业担保贷款怎么申请"].hit == 7
+    assert by_text["目标是什么"].hit is None  # ranked first: the targets card, not a measure
+    assert {r.step for r in rows if r.kind == "match"} == {2}
+    assert {r.step for r in rows if r.kind in ("measure", "deeplink") and r.measure} == {1}
+    assert by_text["创业担保贷款怎么申请"].step == 1
+    assert {r.step for r in rows if r.kind in ("menu", "plan", "help")} == {None}
+    groups = {r.text: r.question_group for r in rows if r.kind == "question" and r.answered is False}
+    assert groups["怎么办营业执照？"] == groups["怎么办营业执照"] == groups["怎样办营业执照啊"] is not None
+    assert len({groups["怎么办营业执照"], groups["哪里可以停车"], groups[f"请联系我 {PHONE}"]}) == 3
+    assert all(r.question_group is None for r in rows if not (r.kind == "question" and r.answered is False))
+
+
+async def test_questions_logged_without_a_group_are_grouped_by_the_report(db: Database, content: Content) -> None:
+    """Rows the log could not group (or logged before it grouped) join the stored groups as the log would."""
+    before = await demand_report(db, PERIOD, content)
+    async with db.session.begin() as session:
+        await session.execute(
+            update(Inquiry).where(Inquiry.text.in_(("怎样办营业执照啊", "哪里可以停车"))).values(question_group=None)
+        )
+    after = await demand_report(db, PERIOD, content)
+    assert after.unanswered == before.unanswered
+    async with db.session.begin() as session:
+        await session.execute(update(Inquiry).values(question_group=None))
+        await session.execute(delete(QuestionFounder))
+    assert (await demand_report(db, PERIOD, content)).unanswered == before.unanswered
+
+
+async def test_when_grouping_fails_the_questions_are_logged_all_the_same(db: Database) -> None:
+    """Grouping never holds up the log: with the founders' table gone, questions are logged without a group,
+    and the report still groups them."""
+    async with db.engine.begin() as conn:
+        await conn.exec_driver_sql("ALTER TABLE question_groups RENAME TO question_groups_away")
+    log = InquiryLog(db)
+    log.record(row("u4", at(12, 13), "question", text="怎么办营业执照呢", answered=False, results=[]))
+    await log.close()
+    async with db.session() as session:
+        (logged,) = (await session.scalars(select(Inquiry).where(Inquiry.text == "怎么办营业执照呢"))).all()
+    assert logged.question_group is None
+    async with db.engine.begin() as conn:
+        await conn.exec_driver_sql("ALTER TABLE question_groups_away RENAME TO question_groups")
+    report = await demand_report(db, PERIOD)
+    assert (report.unanswered[0].text, report.unanswered[0].count) == ("怎么办营业执照", 4)
+
+
+async def test_two_writers_share_the_groups(db: Database) -> None:
+    """Two workers' logs: a group one founds is the group the other assigns, and a form both found at once is
+    stored once."""
+    first, second = InquiryLog(db), InquiryLog(db)
+    first.record(row("u1", at(20, 9), "question", text="社保怎么交", answered=False, results=[]))
+    await first.close()
+    second.record(row("u2", at(20, 10), "question", text="社保怎么交？", answered=False, results=[]))
+    await second.close()
+    first.record(row("u3", at(20, 11), "question", text="公积金怎么交", answered=False, results=[]))
+    second.record(row("u4", at(20, 12), "question", text="公积金怎么交啊", answered=False, results=[]))
+    await asyncio.gather(first.close(), second.close())
+    async with db.session() as session:
+        later = select(Inquiry.text, Inquiry.question_group).where(Inquiry.created_at >= at(20, 0))
+        groups = {text: group for text, group in (await session.execute(later)).all()}
+        founders = (await session.scalars(select(QuestionFounder.form))).all()
+    assert groups["社保怎么交"] == groups["社保怎么交？"] != groups["公积金怎么交"] == groups["公积金怎么交啊"]
+    assert sorted(f for f in founders if "交" in f) == ["公积金怎么交", "社保怎么交"]
+
+
+async def test_the_migration_backfills_rows_logged_before_it(settings: Settings, content: Content) -> None:
+    """Rows written before migration 0007 get their hit, step and group, and the daily tables: the report is
+    the same as for rows logged since."""
+    db = Database(settings.database_url, schema=settings.database_schema)
+    async with db.engine.begin() as conn:
+        await conn.run_sync(lambda c: command.upgrade(alembic_config(c), "0006"))
+    old_columns = ("created_at", "channel", "user_pseudonym", "lang", "kind", "measure", "plan", "text", "answered")
+    old_columns += ("results", "district", "profile")
+    async with db.session.begin() as session:
+        rows = [{c: getattr(r, c) for c in old_columns} for r in LOG]
+        await session.execute(insert(Inquiry.__table__), rows)
+    await db.migrate()
+    backfilled = await demand_report(db, PERIOD, content)
+    assert await daily_rows(db) == await daily_rows_from_inquiries(db)
+
+    async with db.session.begin() as session:
+        await session.execute(delete(Inquiry))
+    assert await daily_rows(db) == set()
+    log = InquiryLog(db)
+    for record in LOG:
+        log.record(record)
+    await log.close()
+    assert to_json(backfilled) == to_json(await demand_report(db, PERIOD, content))
+    await db.close()
