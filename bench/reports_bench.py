@@ -1,9 +1,12 @@
 """Benchmark the demand report: N realistic inquiry rows in a SQLite file, then time the report and its formats.
 
-    .venv/bin/python bench/reports_bench.py [--rows 1000000] [--db data/reports_bench.db] [--keep]
+    .venv/bin/python bench/reports_bench.py [--rows 1000000] [--db data/reports_bench.db] [--keep] [--reuse]
 
 The schema is made by the real migrations (Database.migrate); rows go in with the sqlite3 module in one
-transaction, in the same text formats SQLAlchemy writes. Pseudonyms are random hex, as real ones are hashes.
+transaction, in the same text formats SQLAlchemy writes, with what the inquiry log works out as it writes
+(each row's hit, funnel step, question group, matched measures and identities; the daily counts), by the log's
+own functions. Pseudonyms are random hex, as real ones are hashes. The report is timed with its four renderings:
+the CLI's table, CSV, JSON and the dashboard's page.
 """
 
 from __future__ import annotations
@@ -16,15 +19,21 @@ import random
 import sqlite3
 import sys
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape  # noqa: E402
+
+from bot.dashboard import TEMPLATES, page_context  # noqa: E402
 from content.loader import load_content  # noqa: E402
 from storage.db import Database  # noqa: E402
-from storage.reports import Period, demand_report, group_questions, to_csv, to_json, to_table  # noqa: E402
+from storage.inquiry_log import daily_keys, first_hit, funnel_step, is_unanswered, match_facts  # noqa: E402
+from storage.questions import QuestionGrouper, form_digest, question_form  # noqa: E402
+from storage.reports import DemandReport, Period, demand_report, to_csv, to_json, to_table  # noqa: E402
 
 GOAL_SECONDS = 2.0
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -92,17 +101,18 @@ def make_users(rng: random.Random, count: int) -> list[dict]:
                 "district": rng.choice(DISTRICTS) if rng.random() < 0.9 else None,
                 "needs": rng.sample(NEEDS, rng.randint(0, 3)),
             }
-        users.append(
-            {
-                "pseudonym": rng.getrandbits(256).to_bytes(32, "big").hex(),
-                "channel": weighted(rng, CHANNELS)[0],
-                "lang": rng.choices(["zh", "en", "ko"], weights=[85, 10, 5])[0],
-                "profile": profile,
-                "district": profile["district"] if profile else None,
-                "match": json.dumps(match_results(rng, profile)) if profile else None,
-                "profile_json": json.dumps(profile) if profile else None,
-            }
-        )
+        user = {
+            "pseudonym": rng.getrandbits(256).to_bytes(32, "big").hex(),
+            "channel": weighted(rng, CHANNELS)[0],
+            "lang": rng.choices(["zh", "en", "ko"], weights=[85, 10, 5])[0],
+            "profile": profile,
+            "district": profile["district"] if profile else None,
+        }
+        if profile:
+            results = match_results(rng, profile)
+            user |= {"match": json.dumps(results), "profile_json": json.dumps(profile)}
+            user["facts"] = match_facts("match", True, results, profile)
+        users.append(user)
     return users
 
 
@@ -127,18 +137,47 @@ def long_tail(rng: random.Random) -> str:
     return rng.choice(WHO) + rng.choice(WHERE) + rng.choice(WHAT) + ask
 
 
-def question(rng: random.Random) -> tuple[str, bool, str]:
+def question(rng: random.Random) -> tuple[str, bool, list[dict]]:
     if rng.random() < 0.2:
         base = long_tail(rng) if rng.random() < 0.4 else rng.choice(UNANSWERED)
-        return base + rng.choice(SUFFIXES), False, "[]"
+        return base + rng.choice(SUFFIXES), False, []
     first = rng.choices(range(1, 25), weights=MEASURE_WEIGHTS)[0]
     hits = [{"measure": first, "targets": False, "rank": 1, "score": round(rng.uniform(2, 9), 2)}]
     if rng.random() < 0.05:
         hits = [{"measure": None, "targets": True, "rank": 1, "score": 5.0}]
-    return rng.choice(ANSWERED) + rng.choice(SUFFIXES), True, json.dumps(hits)
+    return rng.choice(ANSWERED) + rng.choice(SUFFIXES), True, hits
 
 
-def rows(rng: random.Random, users: list[dict], n: int):
+class Logged:
+    """What the inquiry log works out as it writes rows, by its own functions: question groups (founded in the
+    order asked) and the daily counts."""
+
+    def __init__(self) -> None:
+        self.grouper = QuestionGrouper()
+        self.groups: dict[str, int] = {}  # form -> group, so that each form is looked up once
+        self.founders: list[tuple[int, str, str]] = []
+        self.kinds: Counter = Counter()
+        self.places: Counter = Counter()
+
+    def count(self, row: dict) -> None:
+        kind, place = daily_keys(row)
+        self.kinds[kind] += 1
+        self.places[place] += 1
+
+    def group(self, text: str) -> int:
+        form = question_form(text)
+        key = self.groups.get(form)
+        if key is None:
+            key = self.grouper.find(form)
+            if key is None:
+                key = len(self.founders) + 1  # the id the table would give it
+                self.grouper.add(key, form)
+                self.founders.append((key, form_digest(form), form))
+            self.groups[form] = key
+        return key
+
+
+def rows(rng: random.Random, users: list[dict], n: int, logged: Logged):
     kinds = list(KINDS)
     kind_weights = [KINDS[k] for k in kinds]
     weights = [1 / (i + 1) ** 0.8 for i in range(len(users))]  # some people come back a lot
@@ -148,8 +187,9 @@ def rows(rng: random.Random, users: list[dict], n: int):
     moments = sorted(rng.randrange(DAYS * 86400 * 10**6) for _ in range(n))
     for user, kind, moment in zip(picked_users, picked_kinds, moments, strict=True):
         when = START + timedelta(microseconds=moment)
-        measure = plan = text = answered = None
+        measure = plan = text = answered = hits = None
         results = profile = "null"
+        facts = (None, None)
         if kind in ("measure", "deeplink"):
             measure = rng.choices(range(1, 25), weights=MEASURE_WEIGHTS)[0]
             plan = PLAN_OF[measure]
@@ -157,12 +197,16 @@ def rows(rng: random.Random, users: list[dict], n: int):
         elif kind == "plan":
             plan = rng.randint(1, 7)
         elif kind == "question":
-            text, answered, results = question(rng)
+            text, answered, hits = question(rng)
+            results = json.dumps(hits)
         elif kind == "match":
             if user["profile"] is None:
                 kind = "profile"
             else:
-                answered, results, profile = True, user["match"], user["profile_json"]
+                answered, results, profile, facts = True, user["match"], user["profile_json"], user["facts"]
+        row = {"created_at": when, "kind": kind, "measure": measure, "plan": plan, "channel": user["channel"]}
+        row |= {"district": user["district"], "hit": first_hit(kind, answered, hits)}
+        logged.count(row)
         yield (
             when.strftime("%Y-%m-%d %H:%M:%S.%f"),
             user["channel"],
@@ -176,6 +220,10 @@ def rows(rng: random.Random, users: list[dict], n: int):
             results,
             user["district"],
             profile,
+            row["hit"],
+            funnel_step(kind, measure, answered),
+            logged.group(text) if is_unanswered(kind, answered, text) else None,
+            *facts,
         )
 
 
@@ -192,14 +240,25 @@ def fill(path: Path, n: int, seed: int) -> float:
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=OFF")
-    generated = rows(rng, users, n)
+    logged = Logged()
+    generated = rows(rng, users, n, logged)
     with conn:
         while batch := [row for _, row in zip(range(50_000), generated, strict=False)]:
             conn.executemany(
                 "INSERT INTO inquiries (created_at, channel, user_pseudonym, lang, kind, measure, plan, text, "
-                "answered, results, district, profile) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "answered, results, district, profile, hit, step, question_group, matched, identities) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 batch,
             )
+        conn.executemany("INSERT INTO question_groups (id, digest, form) VALUES (?, ?, ?)", logged.founders)
+        conn.executemany(
+            "INSERT INTO daily_inquiries (day, kind, measure, plan, hit, inquiries) VALUES (?, ?, ?, ?, ?, ?)",
+            ((day.isoformat(), *key, count) for (day, *key), count in logged.kinds.items()),
+        )
+        conn.executemany(
+            "INSERT INTO daily_places (day, channel, district, inquiries) VALUES (?, ?, ?, ?)",
+            ((day.isoformat(), *key, count) for (day, *key), count in logged.places.items()),
+        )
     conn.execute("ANALYZE")
     conn.close()
     return time.perf_counter() - started
@@ -217,37 +276,53 @@ async def time_report(path: Path, period: Period, runs: int) -> None:
         cpus.append(time.process_time() - cpu)
     await db.close()
     formats = {}
-    for name, render in (("table", to_table), ("csv", to_csv), ("json", to_json)):
+    for name, render in (("table", to_table), ("csv", to_csv), ("json", to_json), ("dashboard", dashboard_page)):
         started = time.perf_counter()
         size = len(render(report))
         formats[name] = (time.perf_counter() - started, size)
     print(f"inquiries in period: {report.inquiries:,}")
     print(f"demand_report wall: first {walls[0]:.3f} s, best of {runs} {min(walls):.3f} s")
     print(f"demand_report CPU (all threads): first {cpus[0]:.3f} s, best {min(cpus):.3f} s")
-    print(f"  of which grouping {grouping_parts(path, period)} (in a thread, beside the queries)")
+    print(f"  {stored(path, period)}")
     for name, (seconds, size) in formats.items():
-        print(f"to_{name}: {seconds * 1000:.1f} ms ({size:,} chars)")
+        print(f"{name}: {seconds * 1000:.1f} ms ({size:,} chars)")
     rendering = sum(seconds for seconds, _ in formats.values())
     for label, seconds in (("first run", walls[0]), (f"best of {runs}", min(walls))):
         verdict = "met" if seconds + rendering < GOAL_SECONDS else "MISSED"
-        print(f"report + three formats, {label}: {seconds + rendering:.3f} s -> {GOAL_SECONDS:.0f} s goal {verdict}")
+        print(f"report + four renderings, {label}: {seconds + rendering:.3f} s -> {GOAL_SECONDS:.0f} s goal {verdict}")
 
 
-def grouping_parts(path: Path, period: Period) -> str:
-    """The unanswered questions of the period, and how long grouping them takes on its own."""
+def dashboard_page(report: DemandReport) -> str:
+    """The dashboard's page for the report (bot/dashboard.py renders it so, from its templates)."""
+    templates = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    until = report.until.date() - timedelta(days=1)  # the dashboard's period names its last day
+    return templates.get_template("dashboard.html").render(
+        session=None, **page_context(report, report.since.date(), until)
+    )
+
+
+def stored(path: Path, period: Period) -> str:
+    """What the log stored for the report: unanswered questions and their groups, the daily tables' rows."""
     since, until = (moment.strftime("%Y-%m-%d %H:%M:%S.%f") for moment in period.utc())
     conn = sqlite3.connect(path)
-    texts = conn.execute(
-        "SELECT text, count(*) FROM inquiries WHERE kind = 'question' AND answered = 0 AND text IS NOT NULL "
-        "AND created_at >= ? AND created_at < ? GROUP BY text",
+    asked, texts, groups, ungrouped = conn.execute(
+        "SELECT count(*), count(DISTINCT text), count(DISTINCT question_group), count(*) - count(question_group) "
+        "FROM inquiries WHERE kind = 'question' AND answered = 0 AND text IS NOT NULL "
+        "AND created_at >= ? AND created_at < ?",
         (since, until),
-    ).fetchall()
+    ).fetchone()
+    daily = sum(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("daily_inquiries", "daily_places"))
     conn.close()
-    started = time.perf_counter()
-    groups = group_questions(texts)
-    seconds = time.perf_counter() - started
-    asked = sum(n for _, n in texts)
-    return f"{asked:,} unanswered ({len(texts):,} distinct texts) into {len(groups):,} groups: {seconds:.3f} s"
+    return (
+        f"{asked:,} unanswered questions ({texts:,} distinct texts) in {groups:,} groups assigned as they were "
+        f"logged ({ungrouped:,} left to group); {daily:,} rows in the daily tables"
+    )
 
 
 def main() -> None:
