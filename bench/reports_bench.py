@@ -155,7 +155,6 @@ class Logged:
     def __init__(self) -> None:
         self.grouper = QuestionGrouper()
         self.groups: dict[str, int] = {}  # form -> group, so that each form is looked up once
-        self.founders: list[tuple[int, str, str]] = []
         self.kinds: Counter = Counter()
         self.places: Counter = Counter()
 
@@ -168,13 +167,11 @@ class Logged:
         form = question_form(text)
         key = self.groups.get(form)
         if key is None:
-            key = self.grouper.find(form)
-            if key is None:
-                key = len(self.founders) + 1  # the id the table would give it
-                self.grouper.add(key, form)
-                self.founders.append((key, form_digest(form), form))
-            self.groups[form] = key
+            key = self.groups[form] = self.grouper.place([form])[form] + 1  # founders get ids 1, 2... in order
         return key
+
+    def founders(self) -> list[tuple[int, str, str]]:
+        return [(key, form_digest(form), form) for key, form in enumerate(self.grouper.forms, 1)]
 
 
 def rows(rng: random.Random, users: list[dict], n: int, logged: Logged):
@@ -250,7 +247,7 @@ def fill(path: Path, n: int, seed: int) -> float:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 batch,
             )
-        conn.executemany("INSERT INTO question_groups (id, digest, form) VALUES (?, ?, ?)", logged.founders)
+        conn.executemany("INSERT INTO question_groups (id, digest, form) VALUES (?, ?, ?)", logged.founders())
         conn.executemany(
             "INSERT INTO daily_inquiries (day, kind, measure, plan, hit, inquiries) VALUES (?, ?, ?, ?, ?, ?)",
             ((day.isoformat(), *key, count) for (day, *key), count in logged.kinds.items()),

@@ -185,7 +185,7 @@ class InquiryLog:
             async with self.db.session.begin() as session:
                 grouper = await self._founders(session)
                 first_new = len(grouper)
-                positions = await asyncio.to_thread(_locate_or_found, grouper, wanted)
+                positions = await asyncio.to_thread(grouper.place, wanted)
                 founded = grouper.forms[first_new:]
                 if founded:
                     keys = await self._found(session, founded)
@@ -226,19 +226,6 @@ class InquiryLog:
         self._grouper = await asyncio.to_thread(QuestionGrouper, (await session.execute(everything)).all())
         self._last_founder = last or 0
         return self._grouper
-
-
-def _locate_or_found(grouper: QuestionGrouper, forms: list[str]) -> dict[str, int]:
-    """Each form's group, as a position in `grouper`; a form like no founder founds a group (its key is set
-    once it is stored)."""
-    positions = {}
-    for form in forms:
-        position = grouper.locate(form)
-        if position is None:
-            position = len(grouper)
-            grouper.add(0, form)
-        positions[form] = position
-    return positions
 
 
 def is_unanswered(kind: str, answered: Any, text: str | None) -> bool:

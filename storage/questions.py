@@ -23,11 +23,6 @@ _PARTICLES = "啊呀吗呢吧哦啦嘛呗"
 _FOLDS = (("怎么样", "怎么"), ("怎样", "怎么"), ("如何", "怎么"), ("咋", "怎么"))
 
 
-def mask(text: str) -> str:
-    """The text with long digit runs (phone numbers, ids someone typed) masked."""
-    return _LONG_NUMBER.sub("#", text)
-
-
 def normalise(text: str) -> str:
     """The comparable form of a question: NFKC, lower case, no punctuation or white space.
 
@@ -42,7 +37,7 @@ def normalise(text: str) -> str:
 
 
 def wording(text: str) -> str:
-    """How a question is shown in a report: masked and stripped."""
+    """How a question is shown in a report: long digit runs (phone numbers, ids someone typed) masked, stripped."""
     return _LONG_NUMBER.sub("#", text).strip()
 
 
@@ -89,6 +84,18 @@ class QuestionGrouper:
         self._exact.setdefault(form, position)
         for gram in grams:
             self._index[gram].append(position)
+
+    def place(self, forms: Iterable[str]) -> dict[str, int]:
+        """Each form's group, as a position in founding order: the earliest founder it is alike to, or a group it
+        founds (appended with key 0, to be set once the group is stored)."""
+        positions = {}
+        for form in forms:
+            position = self.locate(form)
+            if position is None:
+                position = len(self.keys)
+                self.add(0, form)
+            positions[form] = position
+        return positions
 
     def find(self, form: str) -> int | None:
         """The key of the earliest founded group whose founding form `form` is alike to (or is), if any."""

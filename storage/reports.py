@@ -181,7 +181,8 @@ async def demand_report(db: Database, period: Period, content: Content | None = 
     On PostgreSQL all queries read one snapshot. On SQLite each reads the latest, so rows logged meanwhile may
     show in some sections only; and the funnel, the slowest query, runs on a connection of its own, beside the
     others and the Python work. Folding the question groups runs in a thread (off the event loop of a running
-    bot): it is quick, unless many questions were logged without a group and have to be grouped here."""
+    bot): it is quick, unless many questions were logged without a group (before migration 0007, or when
+    grouping them failed) and have to be grouped here, among the stored groups."""
     since, until = period.utc()
     dialect = db.engine.dialect.name
     statements = _statements(dialect, since, until)
@@ -199,7 +200,7 @@ async def demand_report(db: Database, period: Period, content: Content | None = 
                 ungrouped = list((await conn.execute(_ungrouped_query(since, until))).all())
                 everyone = select(QuestionFounder.id, QuestionFounder.form).order_by(QuestionFounder.id)
                 founders = list((await conn.execute(everyone)).all())
-        questions = await asyncio.to_thread(_question_groups, rows["grouped"], ungrouped, founders, TOP_QUESTIONS)
+        questions = await asyncio.to_thread(group_questions, ungrouped, founders, rows["grouped"], TOP_QUESTIONS)
         report = DemandReport(since=since, until=until)
         kinds, days, places = _tallies(rows)
         _add_facets(report, kinds, places, rows["matched"], rows["identities"], content)
@@ -485,40 +486,31 @@ def _context(measures: list[MeasureDemand], content: Content | None) -> list[Con
 # --- near-duplicate questions ----------------------------------------------------------------------------------
 
 
-def group_questions(counted: Iterable[tuple[str, int]]) -> list[QuestionGroup]:
-    """Group question texts (with their counts): greedily, the most asked form first, each joining the earliest
-    founded group whose founding form it is alike to (storage.questions), or founding one. Largest groups first."""
-    members: dict[int, Counter[str]] = defaultdict(Counter)
-    _group_into(members, counted, QuestionGrouper())
-    return _fold(members)
-
-
-def _question_groups(
-    grouped: Iterable[Any], ungrouped: list[Any], founders: list[Any], limit: int | None = None
+def group_questions(
+    counted: Iterable[tuple[str, int]],
+    founders: Iterable[tuple[int, str]] = (),
+    grouped: Iterable[tuple[int, str, int]] = (),
+    limit: int | None = None,
 ) -> list[QuestionGroup]:
-    """The groups the log assigned, plus the questions it left without one (logged before groups were, or
-    when grouping failed), grouped now among the stored founders, as the log would have; the largest `limit`."""
+    """Near-duplicate questions, largest groups first (the first `limit`). `grouped` holds (group, text, count)
+    as the log grouped them; the question texts of `counted` (with their counts) are grouped here, greedily,
+    the most asked form first, each joining the earliest founded group whose founding form it is alike to
+    (storage.questions), `founders` (group, form) first, or founding a group."""
     members: dict[int, Counter[str]] = defaultdict(Counter)
     for key, text, n in grouped:
         members[key][wording(text)] += n
-    if ungrouped:
-        _group_into(members, ungrouped, QuestionGrouper(founders))
-    return _fold(members, limit)
-
-
-def _group_into(members: dict[int, Counter[str]], counted: Iterable[tuple[str, int]], grouper: QuestionGrouper) -> None:
     texts: Counter[str] = Counter()
     for text, n in counted:
         texts[wording(text)] += n
     forms: dict[str, Counter[str]] = defaultdict(Counter)
     for text, n in texts.items():
         forms[normalise(text)][text] += n
-    for form in sorted(forms, key=lambda f: (-sum(forms[f].values()), f)):
-        key = grouper.find(form)
-        if key is None:
-            key = -1 - len(grouper)  # a group founded here: never a stored id
-            grouper.add(key, form)
+    grouper = QuestionGrouper(founders)
+    stored = len(grouper)
+    for form, position in grouper.place(sorted(forms, key=lambda f: (-sum(forms[f].values()), f))).items():
+        key = grouper.keys[position] if position < stored else -1 - position  # founded here: never a stored id
         members[key].update(forms[form])
+    return _fold(members, limit)
 
 
 def _fold(members: dict[int, Counter[str]], limit: int | None = None) -> list[QuestionGroup]:

@@ -193,24 +193,16 @@ def _backfill_groups() -> None:
         .where(i.c.kind == "question", i.c.answered == sa.false(), i.c.text.is_not(None))
         .order_by(i.c.id)
     )
+    rows = [(row_id, question_form(text)) for row_id, text in bind.execute(unanswered).all()]
+    if not rows:
+        return
     grouper = QuestionGrouper()
-    known: dict[str, int] = {}
-    updates = []
-    for row_id, text in bind.execute(unanswered).all():
-        form = question_form(text)
-        key = known.get(form)
-        if key is None:
-            key = grouper.find(form)
-            if key is None:
-                key = bind.execute(
-                    question_groups.insert().values(digest=form_digest(form), form=form).returning(question_groups.c.id)
-                ).scalar_one()
-                grouper.add(key, form)
-            known[form] = key
-        updates.append({"row": row_id, "group": key})
-    if updates:
-        statement = i.update().where(i.c.id == sa.bindparam("row")).values(question_group=sa.bindparam("group"))
-        bind.execute(statement, updates)
+    positions = grouper.place(form for _, form in rows)
+    bind.execute(question_groups.insert(), [{"digest": form_digest(f), "form": f} for f in grouper.forms])
+    ids = dict(bind.execute(sa.select(question_groups.c.digest, question_groups.c.id)).all())
+    keys = [ids[form_digest(form)] for form in grouper.forms]
+    statement = i.update().where(i.c.id == sa.bindparam("row")).values(question_group=sa.bindparam("group"))
+    bind.execute(statement, [{"row": row_id, "group": keys[positions[form]]} for row_id, form in rows])
 
 
 def _backfill_matches() -> None:
