@@ -10,6 +10,7 @@ from telegram import Bot, BotCommand, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import Application, ApplicationBuilder, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
+from bot.channels.telegram_http import AiohttpRequest
 from bot.delivery import Outcome
 from handlers.core import Assistant
 from handlers.i18n import gettext_for
@@ -30,6 +31,8 @@ def build_application(assistant: Assistant, token: str, base_url: str) -> Applic
         .base_url(base_url)
         .base_file_url(base_url.replace("/bot", "/file/bot", 1))
         .concurrent_updates(True)
+        .request(AiohttpRequest())
+        .get_updates_request(AiohttpRequest(connection_pool_size=1))
         .build()
     )
     application.bot_data["assistant"] = assistant
