@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from bot.config import Settings
 from storage.db import Database
@@ -75,4 +75,35 @@ async def test_an_unwritable_record_is_dropped_without_blocking_the_others(setti
     await asyncio.wait_for(log.flush(), timeout=10)
     assert await count(db) == 2
     await log.close()
+    await db.close()
+
+
+async def test_a_trickle_of_inquiries_is_written_in_few_transactions(settings: Settings) -> None:
+    db = Database(settings.database_url, schema=settings.database_schema)
+    await db.migrate()
+    commits = []
+    event.listen(db.engine.sync_engine, "commit", lambda _conn: commits.append(1))
+    log = InquiryLog(db, linger=0.5)
+    log.start()
+    for i in range(20):
+        log.record(record(i))
+        await asyncio.sleep(0.01)  # one every 10 ms, as updates trickle in
+    await asyncio.sleep(0.7)  # past the linger: written without a flush
+    assert await count(db) == 20
+    assert 1 <= len(commits) <= 2
+    await log.close()
+    await db.close()
+
+
+async def test_flush_does_not_wait_for_the_linger(settings: Settings) -> None:
+    db = Database(settings.database_url, schema=settings.database_schema)
+    await db.migrate()
+    log = InquiryLog(db, linger=60)
+    log.start()
+    log.record(record(1))
+    await asyncio.wait_for(log.flush(), timeout=10)
+    assert await count(db) == 1
+    log.record(record(2))
+    await asyncio.wait_for(log.close(), timeout=10)
+    assert await count(db) == 2
     await db.close()
