@@ -27,6 +27,13 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.session = async_sessionmaker(self.engine, expire_on_commit=False)
+        # For single statements that need no transaction around them. Writes run in autocommit, so one holds
+        # SQLite's write lock for the statement only, never across a wait for a busy event loop to send COMMIT.
+        # Reads run in autocommit on PostgreSQL (no BEGIN and ROLLBACK round trips); on SQLite through the plain
+        # engine, whose driver opens no transaction for a SELECT, while switching a pooled connection to
+        # autocommit and back costs two round trips to its thread.
+        self.autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.reads = self.engine if self.is_sqlite else self.autocommit
 
     async def migrate(self) -> None:
         """Bring the schema up to the newest Alembic revision."""

@@ -58,18 +58,17 @@ class UserStore:
             return await self._seen(pseudonym, channel, lang)
 
     async def _seen(self, pseudonym: str, channel: str, lang: str) -> UserRecord:
-        # Core, not the ORM: this runs on every update, and a returning user is one SELECT. Each write is one
-        # statement in autocommit, so SQLite's write lock is held for the statement only, never across a wait
-        # for a busy event loop to send COMMIT.
+        # Core, not the ORM: this runs on every update, and a returning user is one SELECT (see Database.reads).
         now = utcnow()
-        async with self.db.engine.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
+        async with self.db.reads.connect() as conn:
             row = (await conn.execute(select(*_SEEN).where(User.pseudonym == pseudonym))).first()
-            if row is None:
-                values = {"channel": channel, "lang": lang, "created_at": now, "last_seen_at": now}
+        if row is None:
+            values = {"channel": channel, "lang": lang, "created_at": now, "last_seen_at": now}
+            async with self.db.autocommit.connect() as conn:
                 await conn.execute(insert(User).values(pseudonym=pseudonym, **values))
-                return UserRecord(pseudonym, channel, lang, is_new=True)
-            if now - _aware(row.last_seen_at) > LAST_SEEN_RESOLUTION:
+            return UserRecord(pseudonym, channel, lang, is_new=True)
+        if now - _aware(row.last_seen_at) > LAST_SEEN_RESOLUTION:
+            async with self.db.autocommit.connect() as conn:
                 await conn.execute(update(User).where(User.pseudonym == pseudonym).values(last_seen_at=now))
         return UserRecord(
             pseudonym,
