@@ -1,8 +1,9 @@
 """Load benchmark: the assistant through its real Telegram code path against a bare python-telegram-bot echo bot.
 
     .venv/bin/python bench/load_bench.py [--database sqlite|postgresql|both] [--updates 2000] [--users 500]
-                                         [--repeat 3] [--rate 100] [--paced-updates 500] [--profile]
-                                         [--echo-concurrency 256] [--assistant-concurrency N]
+                                         [--repeat 3] [--rate 100] [--paced-updates 500] [--profile [paced]]
+                                         [--echo-concurrency 256] [--echo-transport httpx|aiohttp]
+                                         [--assistant-concurrency N]
 
 Each bot runs in a process of its own (the "bot process"): the assistant is `Services.start` +
 `telegram.build_application` + `telegram.start_polling`, what `python -m bot` runs with a token; the echo bot is a
@@ -22,9 +23,10 @@ The bot processes' CPU (user + system, all threads, from /proc/PID/stat) is repo
 
 The goal printed: the assistant reaches >= 80% of the echo bot's throughput (burst medians), and the same ratio
 computed from CPU per update in the paced phase (the throughput ratio of two CPU-bound bots, free of the effects
-of a saturated connection pool). --profile adds an unmeasured burst per bot under pyinstrument (else cProfile)
-and prints where the time went. --echo-concurrency and --assistant-concurrency are what-ifs (the latter patches
-ApplicationBuilder in the assistant's process only; the product code is not changed).
+of a saturated connection pool). --profile adds an unmeasured burst (--profile paced: paced phase) per bot under
+pyinstrument (else cProfile) and prints where the time went. --echo-concurrency, --echo-transport and
+--assistant-concurrency are what-ifs (the last patches ApplicationBuilder in the assistant's process only; the
+product code is not changed).
 """
 
 from __future__ import annotations
@@ -122,14 +124,18 @@ async def serve_bot(args: argparse.Namespace) -> None:
         async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await context.bot.send_message(update.effective_chat.id, update.effective_message.text)
 
-        application = (
+        builder = (
             ApplicationBuilder()
             .token(args.token)
             .base_url(args.base_url)
             .base_file_url(args.base_url.replace("/bot", "/file/bot", 1))
             .concurrent_updates(args.echo_concurrency)
-            .build()
         )
+        if args.echo_transport == "aiohttp":
+            from bot.channels.telegram_http import AiohttpRequest
+
+            builder = builder.request(AiohttpRequest()).get_updates_request(AiohttpRequest(connection_pool_size=1))
+        application = builder.build()
         application.add_handler(MessageHandler(filters.TEXT, echo))
     await telegram.start_polling(application, poll_timeout=10)
 
@@ -506,6 +512,7 @@ class BotProcess:
         command += ["--base-url", self.fake.base_url, "--token", self.fake.token, "--tmp", self.tmp]
         command += ["--database-url", self.database_url, "--schema", self.schema]
         command += ["--echo-concurrency", str(self.args.echo_concurrency)]
+        command += ["--echo-transport", self.args.echo_transport]
         command += ["--assistant-concurrency", str(self.args.assistant_concurrency)]
         command += ["--profile-out", str(self.profile_out)] if self.args.profile else []
         with self.log.open("wb") as log:
@@ -596,7 +603,10 @@ async def bench_database(database: str, args: argparse.Namespace) -> tuple[Resul
             profiles: dict[str, str] = {}
             for proc in (echo, assistant) if args.profile else ():
                 proc.signal(signal.SIGUSR1)
-                await proc.phase(f"{proc.bot}, profiled burst", args.updates, args.users)
+                if args.profile == "paced":
+                    await proc.phase(f"{proc.bot}, profiled", args.paced_updates, args.paced_updates // 4, args.rate)
+                else:
+                    await proc.phase(f"{proc.bot}, profiled", args.updates, args.users)
                 proc.signal(signal.SIGUSR2)
                 for _ in range(600):
                     if proc.profile_out.exists():
@@ -638,7 +648,7 @@ async def bench_database(database: str, args: argparse.Namespace) -> tuple[Resul
             f" echo p50 {e.pct(0.5):.1f} ms, p99 {e.pct(0.99):.1f} ms"
         )
     for bot, profile in profiles.items():
-        print(f"\n  profile of the {bot} bot process (main thread) during an extra, unmeasured burst:")
+        print(f"\n  profile of the {bot} bot process (main thread) during an extra, unmeasured {args.profile} phase:")
         print("\n".join("    " + line for line in profile.splitlines()))
     return echo_median, assistant_median
 
@@ -681,12 +691,25 @@ def main() -> int:
         help="the echo bot's concurrent_updates (default 256: what concurrent_updates(True) means, as the assistant)",
     )
     parser.add_argument(
+        "--echo-transport",
+        choices=["httpx", "aiohttp"],
+        default="httpx",
+        help="what-if: the echo bot's Bot API transport (default httpx: python-telegram-bot's own; the assistant "
+        "uses bot/channels/telegram_http.py's aiohttp one)",
+    )
+    parser.add_argument(
         "--assistant-concurrency",
         type=int,
         default=0,
         help="what-if: patch concurrent_updates(True) to this in the assistant's process (default 0: as the product)",
     )
-    parser.add_argument("--profile", action="store_true", help="profile the assistant's burst in the bot process")
+    parser.add_argument(
+        "--profile",
+        nargs="?",
+        const="burst",
+        choices=["burst", "paced"],
+        help="profile an extra burst (default) or paced phase in each bot process",
+    )
     parser.add_argument("--serve", choices=["assistant", "echo"], help=argparse.SUPPRESS)
     for hidden in ("--base-url", "--token", "--database-url", "--schema", "--tmp", "--profile-out"):
         parser.add_argument(hidden, default="", help=argparse.SUPPRESS)
