@@ -199,6 +199,11 @@ class Example(Model):
 class SearchHints(Model):
     keywords: TextList = TextList()
     questions: TextList = TextList()
+    not_about: TextList = Field(
+        default_factory=TextList,
+        description="words that show a message is about something else (a car loan, not a startup loan): "
+        "the measure is not offered for a message containing one",
+    )
 
 
 class Source(Model):

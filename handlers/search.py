@@ -6,8 +6,10 @@ English), mapped through the admins' synonym groups, and ranked with BM25 over w
 fields of each measure in every language. A known word typed with one wrong character of the
 same pinyin (带款 for 贷款) is corrected, and pinyin bigrams catch the rest of such typos. A match
 must explain enough of the message: its words are weighed by how specific they are to the plan
-and how rare in everyday language (jieba's and wordfreq's frequencies), so an off-topic message
-that happens to share a word with a measure is not answered with it. With 25 documents a
+and how rare in everyday language (jieba's and wordfreq's frequencies; a Korean word by its
+stem; stopwords-iso's function words not at all), so an off-topic message that happens to share
+a word with a measure is not answered with it. Where sharing words is not enough to tell (a car
+loan is not a startup loan), the measure's `not_about` words keep it out. With 25 documents a
 hand-written BM25 is a few lines, and it can say which words made a measure match, which
 ranking libraries do not.
 """
@@ -115,6 +117,14 @@ def _jieba():  # -> jieba.Tokenizer
     tokenizer = jieba.Tokenizer(dictionary=str(DICTIONARY))
     tokenizer.initialize()
     return tokenizer
+
+
+@cache
+def _function_words() -> frozenset[str]:
+    """stopwords-iso's lists for the three languages: words that say nothing about what a message is about."""
+    import stopwordsiso
+
+    return frozenset(stopwordsiso.stopwords(["zh", "en", "ko"]))
 
 
 @cache
@@ -257,7 +267,12 @@ class Analyzer:
         if _CJK.search(word):
             frequency = self.tokenizer.FREQ.get(word, 0)
             return self.log_total - math.log(frequency) if frequency > 0 else None
-        share = self.everyday["ko" if _HANGUL.search(word) else "en"].get(word)
+        if _HANGUL.search(word):
+            # Korean glues endings to a stem (얼마예요, 금액이요): the longest known beginning is the word.
+            known = (self.everyday["ko"].get(word[:end]) for end in range(len(word), 0, -1))
+            share = next((share for share in known if share), None)
+        else:
+            share = self.everyday["en"].get(word)
         return -math.log(share) if share else None
 
     def _korean(self, run: str, offset: int) -> Iterator[Term]:
@@ -276,6 +291,7 @@ class Analyzer:
     def _latin(self, word: str, offset: int) -> Iterator[Term]:
         if word in EN_STOPWORDS:
             return
+        word = word.removesuffix("'s")  # Shandong's -> shandong
         canonical = self._canonical(word)
         key = self._canonical(_stem(canonical)) if canonical == word else canonical
         yield Term(key, 1.0, offset, offset + len(word))
@@ -319,6 +335,11 @@ class QuestionIndex:
         for measure in content.measures.values():
             self.docs[measure.number] = self._document(self._fields_of(measure))
         self.docs[TARGETS] = self._document(self._target_fields())
+        self.not_about = {
+            measure.number: _any_phrase(normalize(p) for lang in LANGS for p in measure.search.not_about.get(lang))
+            for measure in content.measures.values()
+            if any(measure.search.not_about.get(lang) for lang in LANGS)
+        }
         self.avg_length = sum(sum(d.values()) for d in self.docs.values()) / len(self.docs)
         frequency: Counter[str] = Counter()
         for doc in self.docs.values():
@@ -327,6 +348,7 @@ class QuestionIndex:
         self.idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in frequency.items()}
         self.max_idf = max(self.idf.values())
         self.lengths = {doc_id: sum(doc.values()) for doc_id, doc in self.docs.items()}
+        self.function_words = _function_words()
 
     @staticmethod
     def _fields_of(measure: Measure) -> dict[str, list[str]]:
@@ -365,9 +387,11 @@ class QuestionIndex:
         for term in terms:
             if term.key in self.idf and (term.key not in query or query[term.key].weight < term.weight):
                 query[term.key] = term
-        meaningful = self._meaningful_words(terms)
+        meaningful = self._meaningful_words(normalized, terms)
         hits = []
         for doc_id, doc in self.docs.items():
+            if doc_id in self.not_about and self.not_about[doc_id].search(normalized):
+                continue
             score = 0.0
             gains: Counter[str] = Counter()
             covered: set[int] = set()
@@ -393,7 +417,7 @@ class QuestionIndex:
         hits.sort(key=lambda h: (-h.score, h.doc))
         return hits[:limit]
 
-    def _meaningful_words(self, terms: list[Term]) -> list[tuple[range, float]]:
+    def _meaningful_words(self, text: str, terms: list[Term]) -> list[tuple[range, float]]:
         """The words of the message that say something specific, weighted by how specific: by their IDF
         among the measures (a word no measure uses counts as the rarest) and by how rare they are in
         everyday language, whichever says less. Words found in nearly every measure are left out, and so
@@ -404,7 +428,8 @@ class QuestionIndex:
             idf = self.idf.get(term.key, self.max_idf)
             span = range(term.start, term.end)
             part = any(s != span and s.start <= span.start and span.stop <= s.stop for s in spans)
-            if term.is_word and not part and idf >= UBIQUITOUS_IDF and term.key not in QUANTITY_WORDS:
+            said = term.is_word and not part and text[term.start : term.end] not in self.function_words
+            if said and idf >= UBIQUITOUS_IDF and term.key not in QUANTITY_WORDS:
                 words.append((span, min(idf, self._everyday_weight(term.key))))
         return words
 
@@ -448,6 +473,12 @@ class QuestionIndex:
                 return Answer("targets", [top], lang=lang)
             return Answer("measure", [h for h in shown if h.doc != TARGETS], lang=lang)
         return Answer("list", shown, lang=lang)
+
+
+def _any_phrase(phrases: Iterable[str]) -> re.Pattern[str]:
+    """Finds any of the phrases; Latin ones as whole words (car, cars: not card), the others anywhere."""
+    parts = [rf"\b{re.escape(p)}s?\b" if _LATIN.match(p) else re.escape(p) for p in phrases]
+    return re.compile("|".join(sorted(parts, key=len, reverse=True)))
 
 
 def _asks_quantity(text: str) -> bool:

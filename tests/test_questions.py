@@ -146,3 +146,57 @@ async def test_the_index_is_rebuilt_when_content_reloads(tmp_path: Path) -> None
     answer = store.snapshot.views["search"].answer("海参养殖")
     assert answer.kind == "measure"
     assert answer.hits[0].doc == 5
+
+
+PERSONAL_LOANS = [
+    "买车贷款 哪家银行利息低",
+    "Which bank has the cheapest mortgage?",
+    "집 살 때 은행 대출 받을 수 있어요?",
+]
+
+
+@pytest.mark.parametrize("message", PERSONAL_LOANS)
+async def test_a_personal_loan_is_not_answered_with_the_startup_loan(
+    web_client: TestClient, services: Services, message: str
+) -> None:
+    (reply,) = await chat(web_client, text=message)
+    assert not [a for a in actions(reply) if a.startswith("m:")]
+    assert "m:7" not in reply["text"] and "第7条" not in reply["text"]
+    await services.inquiries.flush()
+    async with services.db.session() as session:
+        logged = (await session.scalars(select(Inquiry).where(Inquiry.kind == "question"))).one()
+    assert logged.answered is False
+
+
+async def test_a_startup_loan_question_still_finds_the_loan_measure(web_client: TestClient) -> None:
+    (reply,) = await chat(web_client, text="开店缺钱 能贷款吗 哪家银行")
+    assert "第7条" in reply["text"] or "m:7" in actions(reply)
+
+
+async def test_admins_mark_what_a_measure_is_not_about_in_its_file(tmp_path: Path) -> None:
+    folder = tmp_path / "content"
+    shutil.copytree(CONTENT, folder, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    store = ContentStore(folder)
+    store.add_view("search", QuestionIndex)
+    store.load()
+    assert [h.doc for h in store.snapshot.views["search"].answer("创业大赛的奖杯怎么做").hits][:1] == [24]
+    path = folder / "measures" / "24.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("\nsource:\n", "\n  not_about:\n    zh: [奖杯]\nsource:\n", 1))
+    assert await store.reload() == []
+    assert 24 not in [h.doc for h in store.snapshot.views["search"].answer("创业大赛的奖杯怎么做").hits]
+
+
+@pytest.mark.parametrize(
+    ("question", "measure"),
+    [
+        ("전정특신(专精特新) 기업 인증 받으면 뭐가 좋아요?", 21),  # 좋아요, 받으면: known stems with endings
+        ("俺们几家做渔具的小厂 想一块申报省级特色产业集群", 5),  # 俺们, 几家, 一块 say nothing about the topic
+    ],
+)
+def test_endings_and_function_words_do_not_hide_what_a_question_is_about(question: str, measure: int) -> None:
+    from content.loader import load_content
+
+    answer = QuestionIndex(load_content(CONTENT)).answer(question)
+    assert answer.kind in ("measure", "list")
+    assert answer.hits[0].doc == measure
