@@ -51,6 +51,8 @@ class User(Base):
     districts: Mapped[list[str] | None] = mapped_column(JSON)
     draft: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     followup: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # What a channel without buttons (WeChat) numbered in its last reply: {"actions": {"1": payload}, ...}.
+    menu: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 # Funnel steps (Inquiry.step): the row showed a measure card (a measure, a deep link, an answered question)...

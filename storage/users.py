@@ -97,6 +97,15 @@ class UserStore:
         async with self.db.session.begin() as session:
             await session.execute(update(User).where(User.pseudonym == pseudonym).values(followup=followup))
 
+    async def menu(self, pseudonym: str) -> dict | None:
+        """The numbered choices last shown to the user by a channel without buttons."""
+        async with self.db.reads.connect() as conn:
+            return await conn.scalar(select(User.menu).where(User.pseudonym == pseudonym))
+
+    async def set_menu(self, pseudonym: str, menu: dict | None) -> None:
+        async with self.db.autocommit.connect() as conn:
+            await conn.execute(update(User).where(User.pseudonym == pseudonym).values(menu=menu))
+
     async def forget(self, pseudonym: str) -> None:
         """Delete the user, their subscription and everything logged under their pseudonym."""
         async with self.db.session.begin() as session:

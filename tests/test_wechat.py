@@ -284,16 +284,50 @@ async def test_a_sender_survives_a_dead_api(services: Services) -> None:
     assert outcome.status == "error"
 
 
-def test_a_long_reply_pages_in_its_language(services: Services) -> None:
+async def test_a_long_reply_pages_in_its_language(fix_secrets: None, services: Services) -> None:
     from bot.channels.wechat import WeChatChannel
     from bot.channels.wechat_protocol import IncomingMessage
 
     channel = WeChatChannel(services.assistant, WeChatConfig(TOKEN, APPID, [KEY]))
-    first = channel.render("o_ko", [Reply("창업 지원 안내입니다.\n" * 600)])
+    await channel.handle(IncomingMessage(ACCOUNT, "o_ko", 0, "text", content="안녕하세요", msg_id="0"))
+    first = await channel.render("o_ko", [Reply("창업 지원 안내입니다.\n" * 600)])
     assert "번을 답장하면 더 보기" in first
     number = first.rsplit("(", 1)[1].split("번", 1)[0]
     message = IncomingMessage(ACCOUNT, "o_ko", 0, "text", content=number, msg_id="1")
-    second = channel._incoming(message)
+    second = await channel._incoming(message)
     assert isinstance(second, str)
     assert "번을 답장하면 더 보기" in second, "the further pages keep the reply's language"
     assert "查看更多" not in second
+
+
+async def test_any_worker_understands_the_numbers_another_worker_showed(
+    fix_secrets: None, services: Services, settings: Settings
+) -> None:
+    """Two workers behind a load balancer: the menu shown by one is answered by the other."""
+    second_worker = await Services.start(settings)
+    first = TestClient(TestServer(web_application(services), host="127.0.0.1"))
+    second = TestClient(TestServer(web_application(second_worker), host="127.0.0.1"))
+    await first.start_server()
+    await second.start_server()
+    try:
+        on_first, on_second = Chat(first, user="o_roaming"), Chat(second, user="o_roaming")
+        on_second.msg_id = 5000  # one user's messages have distinct ids, whichever worker takes them
+        menu = await on_first.say("/start")
+        plans = await on_second.choose(menu, "浏览七大计划")
+        assert "3. 护航计划" in plans
+        plan = await on_first.choose(plans, "3. 护航计划")
+        assert "7. 强化金融服务助力创业" in plan
+    finally:
+        await first.close()
+        await second.close()
+        await second_worker.close()
+
+
+async def test_forget_deletes_the_menu_with_the_user(wechat: TestClient, services: Services) -> None:
+    chat = Chat(wechat, user="o_forgetful")
+    await chat.say("/start")
+    pseudonym = services.assistant.pseudonymize("wechat", "o_forgetful")
+    assert await services.assistant.users.menu(pseudonym) is not None
+    await services.assistant.users.forget(pseudonym)
+    assert await services.assistant.users.menu(pseudonym) is None
+    assert "为我匹配政策" not in await chat.say("1"), "a digit with no menu is read as a question"

@@ -6,9 +6,9 @@ XML within WeChat's 5-second deadline and at most 2048 bytes: longer texts end w
 "回复 N 查看更多". WeChat retries a request it got no answer to; a retry (same MsgId, or sender,
 time and event) gets the same reply without being processed again.
 
-Per-user menu state and the retry cache are kept in this process's memory: behind a load
-balancer, route a user's requests to one worker (e.g. by OpenID), or accept that a menu
-number typed after a worker switch is read as text.
+What a user's digits mean is kept in the database (users.menu), so any worker can take the
+next message. The retry cache is per process: behind a load balancer, a retry that reaches
+another worker while the first is still busy is answered there again.
 """
 
 from __future__ import annotations
@@ -50,7 +50,6 @@ CHANNEL = "wechat"
 REPLY_LIMIT = 2048
 FOOTER_RESERVE = 80
 MAX_BODY = 64 * 1024
-STATE_USERS = 50_000
 RETRY_TTL = 60.0
 _DIGITS = re.compile(r"^\s*(\d{1,3})\s*$")
 
@@ -62,6 +61,20 @@ class Menu:
     actions: dict[int, str] = field(default_factory=dict)
     more: list[str] = field(default_factory=list)
     lang: str = "zh"
+
+    def stored(self) -> dict[str, Any] | None:
+        if not self.actions:
+            return None
+        return {"actions": {str(n): action for n, action in self.actions.items()}, "more": self.more, "lang": self.lang}
+
+    @classmethod
+    def from_stored(cls, stored: Any) -> Menu | None:
+        """The stored menu; anything malformed (an old or hand-edited row) is no menu, not a crash."""
+        try:
+            actions = {int(n): str(action) for n, action in stored["actions"].items()}
+            return cls(actions, [str(page) for page in stored.get("more", [])], str(stored.get("lang", "zh")))
+        except (TypeError, KeyError, ValueError, AttributeError):
+            return None
 
 
 @dataclass(frozen=True)
@@ -81,7 +94,6 @@ class WeChatChannel:
         self.config = config
         keys = config.encoding_aes_keys
         self.crypto = WeChatCrypto(config.token, keys, config.appid) if keys else None
-        self.menus: OrderedDict[str, Menu] = OrderedDict()
         self.replies: OrderedDict[str, tuple[float, asyncio.Future[str]]] = OrderedDict()
 
     def add_routes(self, app: web.Application) -> None:
@@ -163,15 +175,15 @@ class WeChatChannel:
     async def handle(self, message: IncomingMessage) -> str:
         """The reply text for one message or event ('' for none)."""
         user = message.from_user
-        incoming = self._incoming(message)
+        incoming = await self._incoming(message)
         if incoming is None:
             return ""
         if isinstance(incoming, str):
             return incoming
         replies = await self.assistant.handle(incoming)
-        return self.render(user, replies)
+        return await self.render(user, replies)
 
-    def _incoming(self, message: IncomingMessage) -> Incoming | str | None:
+    async def _incoming(self, message: IncomingMessage) -> Incoming | str | None:
         """The core's view of a WeChat message; a string is a page to show as it is."""
         user = message.from_user
         if message.msg_type == "event":
@@ -190,11 +202,11 @@ class WeChatChannel:
             number = int(digits[1])
             if number == 0:
                 return Incoming(CHANNEL, user, action="home")
-            menu = self.menus.get(user)
+            menu = Menu.from_stored(await self.assistant.users.menu(self._pseudonym(user)))
             if menu is not None and number in menu.actions:
                 action = menu.actions[number]
                 if action == "__more__":
-                    return self._next_page(user, menu)
+                    return await self._next_page(user, menu)
                 return Incoming(CHANNEL, user, action=action)
         return Incoming(CHANNEL, user, text=message.content)
 
@@ -205,7 +217,7 @@ class WeChatChannel:
         except Exception:
             log.exception("could not unsubscribe a user who unfollowed")
 
-    def render(self, user: str, replies: list[Reply]) -> str:
+    async def render(self, user: str, replies: list[Reply]) -> str:
         """Replies as one text: their texts, then the buttons numbered; remember what the numbers mean."""
         lang = self._lang_hint(replies)
         _ = gettext_for(lang)
@@ -227,23 +239,27 @@ class WeChatChannel:
             menu.actions[more] = "__more__"
             menu.more = pages[1:]
             text = pages[0] + "\n" + _("(Reply {number} for more)").format(number=more)
-        self._remember(user, menu)
+        await self._remember(user, menu)
         return text
 
-    def _next_page(self, user: str, menu: Menu) -> str:
+    async def _next_page(self, user: str, menu: Menu) -> str:
         _ = gettext_for(menu.lang)
         page = menu.more.pop(0)
-        if menu.more:
-            number = next(n for n, a in menu.actions.items() if a == "__more__")
-            return page + "\n" + _("(Reply {number} for more)").format(number=number)
-        del menu.actions[next(n for n, a in menu.actions.items() if a == "__more__")]
-        return page
+        more = next(n for n, a in menu.actions.items() if a == "__more__")
+        if not menu.more:
+            del menu.actions[more]
+        await self._remember(user, menu)
+        return page + "\n" + _("(Reply {number} for more)").format(number=more) if menu.more else page
 
-    def _remember(self, user: str, menu: Menu) -> None:
-        self.menus[user] = menu
-        self.menus.move_to_end(user)
-        while len(self.menus) > STATE_USERS:
-            self.menus.popitem(last=False)
+    async def _remember(self, user: str, menu: Menu) -> None:
+        """Store what the digits mean; if that fails the reply still goes out, and a digit is read as text."""
+        try:
+            await self.assistant.users.set_menu(self._pseudonym(user), menu.stored())
+        except Exception:
+            log.exception("could not store a WeChat menu")
+
+    def _pseudonym(self, user: str) -> str:
+        return self.assistant.pseudonymize(CHANNEL, user)
 
     @staticmethod
     def _lang_hint(replies: list[Reply]) -> str:
