@@ -132,12 +132,18 @@ async def test_questions_work_on_telegram(telegram_bot: FakeTelegram) -> None:
     assert "丰富多元创业赛事活动" in reply.params["text"]
 
 
-async def test_the_index_is_rebuilt_when_content_reloads(tmp_path: Path) -> None:
+def searchable_copy(tmp_path: Path) -> tuple[Path, ContentStore]:
+    """A copy of the content an admin can edit, loaded with its question index."""
     folder = tmp_path / "content"
     shutil.copytree(CONTENT, folder, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     store = ContentStore(folder)
     store.add_view("search", QuestionIndex)
     store.load()
+    return folder, store
+
+
+async def test_the_index_is_rebuilt_when_content_reloads(tmp_path: Path) -> None:
+    folder, store = searchable_copy(tmp_path)
     assert store.snapshot.views["search"].answer("海参养殖").kind == "none"
     path = folder / "measures" / "05.yaml"
     text = path.read_text(encoding="utf-8")
@@ -174,11 +180,7 @@ async def test_a_startup_loan_question_still_finds_the_loan_measure(web_client: 
 
 
 async def test_admins_mark_what_a_measure_is_not_about_in_its_file(tmp_path: Path) -> None:
-    folder = tmp_path / "content"
-    shutil.copytree(CONTENT, folder, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
-    store = ContentStore(folder)
-    store.add_view("search", QuestionIndex)
-    store.load()
+    folder, store = searchable_copy(tmp_path)
     assert [h.doc for h in store.snapshot.views["search"].answer("创业大赛的奖杯怎么做").hits][:1] == [24]
     path = folder / "measures" / "24.yaml"
     text = path.read_text(encoding="utf-8")

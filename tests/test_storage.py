@@ -17,14 +17,19 @@ def record(i: int) -> InquiryRecord:
     return InquiryRecord(channel="web", user_pseudonym=f"p{i % 7}", lang="zh", kind="question", text=f"问题 {i}")
 
 
+async def migrated(settings: Settings) -> Database:
+    db = Database(settings.database_url, schema=settings.database_schema)
+    await db.migrate()
+    return db
+
+
 async def count(db: Database) -> int:
     async with db.session() as session:
         return await session.scalar(select(func.count()).select_from(Inquiry)) or 0
 
 
 async def test_close_writes_everything_recorded(settings: Settings) -> None:
-    db = Database(settings.database_url, schema=settings.database_schema)
-    await db.migrate()
+    db = await migrated(settings)
     log = InquiryLog(db, batch_size=64)
     log.start()
     for i in range(1000):
@@ -65,8 +70,7 @@ def test_the_key_is_created_once_and_kept(tmp_path) -> None:
 
 
 async def test_an_unwritable_record_is_dropped_without_blocking_the_others(settings: Settings) -> None:
-    db = Database(settings.database_url, schema=settings.database_schema)
-    await db.migrate()
+    db = await migrated(settings)
     log = InquiryLog(db, max_backoff=0.05)
     log.start()
     log.record(record(1))
@@ -79,8 +83,7 @@ async def test_an_unwritable_record_is_dropped_without_blocking_the_others(setti
 
 
 async def test_a_trickle_of_inquiries_is_written_in_few_transactions(settings: Settings) -> None:
-    db = Database(settings.database_url, schema=settings.database_schema)
-    await db.migrate()
+    db = await migrated(settings)
     commits = []
     event.listen(db.engine.sync_engine, "commit", lambda _conn: commits.append(1))
     log = InquiryLog(db, linger=0.5)
@@ -96,8 +99,7 @@ async def test_a_trickle_of_inquiries_is_written_in_few_transactions(settings: S
 
 
 async def test_flush_does_not_wait_for_the_linger(settings: Settings) -> None:
-    db = Database(settings.database_url, schema=settings.database_schema)
-    await db.migrate()
+    db = await migrated(settings)
     log = InquiryLog(db, linger=60)
     log.start()
     log.record(record(1))
