@@ -82,6 +82,7 @@ def main() -> int:
         else:
             counts["smalltalk"] += 1
             counts["smalltalk_ok"] += answer.kind == "smalltalk"
+            counts["smalltalk_measure"] += answer.kind in ("measure", "list", "targets")
             if args.verbose and answer.kind != "smalltalk":
                 print(f"SMALLTALK MISSED {item['q']!r}: {answer.kind} {got}")
         counts["no_answer_given"] += answer.kind == "none"
@@ -109,7 +110,10 @@ def main() -> int:
         else "no-answer precision: n/a (never said no answer)"
     )
     print(f"off-topic never answered with a measure: {counts['offtopic_ok']}/{counts['offtopic']}")
-    print(f"small talk recognised: {counts['smalltalk_ok']}/{counts['smalltalk']}")
+    print(
+        f"small talk recognised: {counts['smalltalk_ok']}/{counts['smalltalk']} "
+        f"(answered with a measure: {counts['smalltalk_measure']})"
+    )
     print(
         f"latency per question: p50 {statistics.median(latencies):.2f} ms, "
         f"p99 {latencies[int(len(latencies) * 0.99) - 1]:.2f} ms ({len(latencies)} answers)"
