@@ -3,11 +3,9 @@ headless Chromium driven by Selenium. SQLite, and PostgreSQL when TEST_DATABASE_
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
-import os
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -29,6 +27,7 @@ from storage.db import Database
 from storage.inquiry_log import InquiryRecord
 from storage.reports import DemandReport, Period, demand_report, to_csv, to_json
 from storage.users import Pseudonymizer
+from tests.dashboard_helpers import chrome, chromium_or_skip, in_browser, sign_in
 
 USERNAME, PASSWORD = "wang.admin", "correct horse battery staple"
 # Still argon2id, with test-sized costs: the default profile takes ~0.3 s a hash (one test checks it is used).
@@ -74,19 +73,6 @@ LOG = [
     row("u1", 4, "measure", measure=7, plan=3),  # before the period
     row("u1", 19, "measure", measure=7, plan=3),  # after it
 ]
-
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-CHROME_ARGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-)
-
 
 # --- fixtures and helpers ---------------------------------------------------------------------------------------
 
@@ -399,42 +385,17 @@ async def test_the_period_defaults_to_90_days_and_is_checked(client: TestClient)
 # --- a real browser ---------------------------------------------------------------------------------------------
 
 
-def chromium_or_skip() -> None:
-    """Skip without Chromium, chromedriver or Selenium; but fail in CI, so that CI cannot pass by skipping."""
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not Path(path).exists()]
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        missing.append("selenium")
-    if missing:
-        message = f"the browser test needs {', '.join(missing)} (apt-get install chromium chromium-driver)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 def browse(base: str, profile: Path) -> dict[str, Any]:
     """Sign in through the form, read the chart, fetch the CSV from the page; all in headless Chromium."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    options = Options()
-    for argument in (*CHROME_ARGS, f"--user-data-dir={profile}"):
-        options.add_argument(argument)
-    options.binary_location = CHROMIUM
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
+    with chrome(profile) as driver:
         driver.set_page_load_timeout(20)
         driver.set_script_timeout(20)
         driver.get(f"{base}/admin?{QUERY}")
         seen: dict[str, Any] = {"login_url": driver.current_url}
-        driver.find_element(By.ID, "username").send_keys(USERNAME)
-        driver.find_element(By.ID, "password").send_keys(PASSWORD)
-        driver.find_element(By.ID, "sign-in").click()
+        sign_in(driver, USERNAME, PASSWORD)
         WebDriverWait(driver, 10).until(lambda d: d.find_elements(By.ID, "measure-chart"))
         seen["after_login_url"] = driver.current_url
         driver.get(f"{base}/admin?{QUERY}")
@@ -458,21 +419,11 @@ def browse(base: str, profile: Path) -> dict[str, Any]:
         seen["preset_url"] = driver.current_url
         seen["console"] = [entry["message"] for entry in driver.get_log("browser")]
         return seen
-    finally:
-        driver.quit()
 
 
 async def test_in_a_real_headless_chromium(app: web.Application, report: DemandReport, tmp_path: Path) -> None:
     chromium_or_skip()
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        seen = await asyncio.wait_for(asyncio.to_thread(browse, f"http://{host}:{port}", tmp_path / "chromium"), 60)
-    finally:
-        await runner.cleanup()
+    seen = await in_browser(app, browse, tmp_path / "chromium")
 
     assert "/admin/login" in seen["login_url"]
     assert seen["after_login_url"].endswith("/admin")

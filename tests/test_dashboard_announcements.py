@@ -1,10 +1,9 @@
 """The dashboard's announcement and role pages: compose, preview, send and progress; granting and revoking staff and
-admin roles. Reuses the app, the client and the login of tests/test_dashboard.py. SQLite, and PostgreSQL when
-TEST_DATABASE_URL is set."""
+admin roles. Reuses the app, the client and the login of tests/test_dashboard.py, and the browser of
+tests/dashboard_helpers.py. SQLite, and PostgreSQL when TEST_DATABASE_URL is set."""
 
 from __future__ import annotations
 
-import asyncio
 import html as html_lib
 import re
 from datetime import UTC, datetime, timedelta
@@ -23,16 +22,13 @@ from content.schema import Profile
 from storage.announcements import Audience
 from storage.models import Announcement, Delivery, User
 from storage.users import UserStore
+from tests.dashboard_helpers import chrome, chromium_or_skip, in_browser, sign_in
 from tests.test_dashboard import (  # noqa: F401  (app, client and dashboard are fixtures)
-    CHROME_ARGS,
-    CHROMEDRIVER,
-    CHROMIUM,
     NASTY,
     PASSWORD,
     USERNAME,
     Tables,
     app,
-    chromium_or_skip,
     client,
     csrf_of,
     dashboard,
@@ -404,24 +400,13 @@ async def test_invalid_grants_are_refused_with_a_message(
 
 def compose_in_browser(base: str, profile: Path) -> dict[str, Any]:
     """Sign in, compose a two-line announcement for Huancui, preview it, confirm it; grant a role; in Chromium."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    options = Options()
-    for argument in (*CHROME_ARGS, f"--user-data-dir={profile}"):
-        options.add_argument(argument)
-    options.binary_location = CHROMIUM
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
+    with chrome(profile) as driver:
         driver.set_page_load_timeout(20)
         driver.get(f"{base}/admin/announcements")
-        driver.find_element(By.ID, "username").send_keys(USERNAME)
-        driver.find_element(By.ID, "password").send_keys(PASSWORD)
-        driver.find_element(By.ID, "sign-in").click()
+        sign_in(driver, USERNAME, PASSWORD)
         WebDriverWait(driver, 10).until(lambda d: d.find_elements(By.ID, "admin-nav"))
         driver.find_element(By.ID, "nav-announcements").click()
         WebDriverWait(driver, 10).until(lambda d: d.find_elements(By.ID, "compose"))
@@ -442,8 +427,6 @@ def compose_in_browser(base: str, profile: Path) -> dict[str, Any]:
         seen["roles"] = driver.find_element(By.ID, "roles").text
         seen["console"] = [entry["message"] for entry in driver.get_log("browser")]
         return seen
-    finally:
-        driver.quit()
 
 
 async def test_compose_and_grant_in_a_real_headless_chromium(
@@ -453,16 +436,7 @@ async def test_compose_and_grant_in_a_real_headless_chromium(
 ) -> None:
     chromium_or_skip()
     await subscribers(services)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        url = f"http://{host}:{port}"
-        seen = await asyncio.wait_for(asyncio.to_thread(compose_in_browser, url, tmp_path / "chromium"), 60)
-    finally:
-        await runner.cleanup()
+    seen = await in_browser(app, compose_in_browser, tmp_path / "chromium")
 
     assert seen["recipients"] == "2"
     [announcement] = await announcements(services)
