@@ -121,10 +121,14 @@ def _jieba():  # -> jieba.Tokenizer
 
 @cache
 def _function_words() -> frozenset[str]:
-    """stopwords-iso's lists for the three languages: words that say nothing about what a message is about."""
-    import stopwordsiso
+    """stopwords-iso's lists for the three languages: words that say nothing about what a message is about.
 
-    return frozenset(stopwordsiso.stopwords(["zh", "en", "ko"]))
+    Read from the package's data file: importing the package keeps all its 50-odd languages in memory."""
+    import json
+    from importlib.util import find_spec
+
+    lists = json.loads((Path(find_spec("stopwordsiso").origin).parent / "stopwords-iso.json").read_text("utf-8"))
+    return frozenset(word for lang in ("zh", "en", "ko") for word in lists[lang])
 
 
 @cache
