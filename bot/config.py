@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     wechat_api_base_url: str = Field("https://api.weixin.qq.com", description="WeChat API base URL")
     pseudonym_key: SecretStr | None = Field(None, description="key for hashing user ids in the log")
     pseudonym_key_file: Path = Field(Path("data/pseudonym.key"), description="where the key is kept if not set")
+    trusted_proxies: str = Field(
+        "", description="comma-separated addresses of reverse proxies whose X-Forwarded-For names the client"
+    )
     log_level: str = Field("INFO", description="logging level")
 
     def wechat(self):  # -> bot.channels.wechat.WeChatConfig | None (imported lazily)

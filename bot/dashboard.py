@@ -16,9 +16,8 @@ import hashlib
 import hmac
 import re
 import secrets
-import time
-from collections import OrderedDict, defaultdict, deque
-from collections.abc import Callable, Mapping
+from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
@@ -46,7 +45,7 @@ SESSION_COOKIE = "admin_session"
 PRELOGIN_COOKIE = "admin_prelogin"
 PRELOGIN_MAX_AGE = 3600
 LOGIN_ATTEMPTS = 5
-LOGIN_WINDOW = 60.0
+LOGIN_WINDOW = timedelta(seconds=60)
 DEFAULT_DAYS = 90
 MAX_DAYS = 3660
 HERE = Path(__file__).resolve().parent
@@ -115,42 +114,6 @@ METRICS = (
     ("question_hits", "提问命中 questions"),
     ("matches", "匹配 matches"),
 )
-
-
-# --- login rate limit -------------------------------------------------------------------------------------------
-
-
-class LoginLimiter:
-    """At most `attempts` failed logins per client address within `window` seconds (in this process)."""
-
-    def __init__(
-        self,
-        attempts: int = LOGIN_ATTEMPTS,
-        window: float = LOGIN_WINDOW,
-        clock: Callable[[], float] = time.monotonic,
-        max_clients: int = 10_000,
-    ) -> None:
-        self.attempts, self.window, self.clock, self.max_clients = attempts, window, clock, max_clients
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
-
-    def retry_after(self, client: str) -> int:
-        """Seconds until `client` may try again; 0 when it may now."""
-        failures = self._recent(client)
-        if len(failures) < self.attempts:
-            return 0
-        return max(1, int(failures[0] + self.window - self.clock()) + 1)
-
-    def failed(self, client: str) -> None:
-        self._recent(client).append(self.clock())
-        self._failures.move_to_end(client)
-        while len(self._failures) > self.max_clients:
-            self._failures.popitem(last=False)
-
-    def _recent(self, client: str) -> deque[float]:
-        failures = self._failures.setdefault(client, deque())
-        while failures and failures[0] <= self.clock() - self.window:
-            failures.popleft()
-        return failures
 
 
 # --- charts: SVG geometry computed here, drawn by the template ---------------------------------------------------
@@ -552,7 +515,7 @@ class Dashboard:
         self.announcements = services.announcements
         self.assistant = services.assistant
         self.admins = AdminStore(services.db)
-        self.limiter = LoginLimiter()
+        self.trusted_proxies = frozenset(filter(None, map(str.strip, services.settings.trusted_proxies.split(","))))
         self.always_secure = bool(getattr(services.settings, "admin_cookie_secure", False))
         self.login_key = hmac.new(services.settings.pseudonymisation_key(), b"admin-login-csrf", "sha256").digest()
         self.templates = Environment(
@@ -650,22 +613,31 @@ class Dashboard:
         prelogin = request.cookies.get(PRELOGIN_COOKIE, "")
         if not _TOKEN.match(prelogin) or not hmac.compare_digest(_field(form, "csrf"), self.login_csrf(prelogin)):
             return self.forbidden()
-        client = request.remote or "unknown"
+        client = self.client_address(request)
         username, password = _field(form, "username"), _field(form, "password")
-        retry = self.limiter.retry_after(client)
+        retry = await self.admins.login_retry_after(client, LOGIN_ATTEMPTS, LOGIN_WINDOW)
         if retry:
             response = self.login_page(request, 429, "尝试次数过多，请稍后再试 Too many failed logins: wait a minute.")
             response.headers["Retry-After"] = str(retry)
             return response
         admin = await self.admins.verify(username, password) if len(password) <= MAX_PASSWORD else None
         if admin is None:
-            self.limiter.failed(client)
+            await self.admins.login_failed(client, LOGIN_WINDOW)
             return self.login_page(request, 401, "用户名或密码错误 Wrong username or password.", username[:64])
         session = await self.admins.create_session(admin)
         response = self.redirect(ADMIN, 303)
         self.set_cookie(response, request, SESSION_COOKIE, session.token, int(self.admins.session_ttl.total_seconds()))
         self.del_cookie(response, request, PRELOGIN_COOKIE)
         return response
+
+    def client_address(self, request: web.Request) -> str:
+        """Whom failed logins are counted against: the peer, or, when the peer is a trusted reverse proxy,
+        the nearest address in X-Forwarded-For that is not one (a client cannot forge past its proxy)."""
+        peer = request.remote or "unknown"
+        if peer not in self.trusted_proxies:
+            return peer
+        forwarded = [address.strip() for address in request.headers.get("X-Forwarded-For", "").split(",")]
+        return next((a for a in reversed(forwarded) if a and a not in self.trusted_proxies), peer)
 
     async def logout(self, request: web.Request) -> web.Response:
         """End the session (the form must carry the session's CSRF token)."""

@@ -2,7 +2,9 @@
 
 A session's token is random and only its SHA-256 is stored, so a copy of the database opens no session.
 Each session carries its own CSRF token. Sessions end after a fixed time (8 hours by default) or at logout.
-The tables are created by migration 0005; they are declared here, apart from the chat's models.
+Failed logins are counted per client address in the database, so the limit holds however many workers
+serve the dashboard. The tables are created by migrations 0005 and 0009; they are declared here, apart
+from the chat's models.
 """
 
 from __future__ import annotations
@@ -63,6 +65,14 @@ admin_sessions = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Index("ix_admin_sessions_expires_at", "expires_at"),
     Index("ix_admin_sessions_admin_id", "admin_id"),
+)
+login_failures = Table(  # migration 0009
+    "login_failures",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("client", String(64), nullable=False),
+    Column("failed_at", DateTime(timezone=True), nullable=False),
+    Index("ix_login_failures_client_failed_at", "client", "failed_at"),
 )
 
 
@@ -170,6 +180,31 @@ class AdminStore:
         hashed = await asyncio.to_thread(self.hasher.hash, password)
         async with self.db.engine.begin() as conn:
             await conn.execute(admins.update().where(admins.c.id == admin_id).values(password_hash=hashed))
+
+    # --- failed logins ----------------------------------------------------------------------------------------
+
+    async def login_retry_after(self, client: str, attempts: int, window: timedelta) -> int:
+        """Seconds until `client` may try to sign in again: 0 while it has had fewer than `attempts`
+        failed logins within `window`."""
+        now = self.clock()
+        query = (
+            select(login_failures.c.failed_at)
+            .where(login_failures.c.client == client[:64], login_failures.c.failed_at > now - window)
+            .order_by(login_failures.c.failed_at)
+        )
+        async with self.db.reads.connect() as conn:
+            recent = (await conn.scalars(query)).all()
+        if len(recent) < attempts:
+            return 0
+        return max(1, int((_as_utc(recent[0]) + window - now).total_seconds()) + 1)
+
+    async def login_failed(self, client: str, window: timedelta) -> None:
+        """Count a failed login of `client`; its failures older than `window` are dropped on the way."""
+        now = self.clock()
+        async with self.db.engine.begin() as conn:
+            stale = (login_failures.c.client == client[:64]) & (login_failures.c.failed_at <= now - window)
+            await conn.execute(delete(login_failures).where(stale))
+            await conn.execute(insert(login_failures).values(client=client[:64], failed_at=now))
 
     # --- sessions -------------------------------------------------------------------------------------------
 

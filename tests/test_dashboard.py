@@ -307,17 +307,62 @@ async def test_an_expired_session_is_refused(client: TestClient, dashboard: Dash
 
 
 async def test_failed_logins_are_rate_limited_per_address(client: TestClient, dashboard: Dashboard) -> None:
-    now = [1000.0]
-    dashboard.limiter.clock = lambda: now[0]
+    now = [datetime.now(UTC)]
+    dashboard.admins.clock = lambda: now[0]
     for _ in range(5):
         assert (await login(client, password="not the password")).status == 401
     blocked = await login(client)  # even the right password waits
     assert blocked.status == 429
     assert 1 <= int(blocked.headers["Retry-After"]) <= 61
     assert "Too many failed logins" in await blocked.text()
-    assert dashboard.limiter.retry_after("10.0.0.9") == 0  # another address is not affected
-    now[0] += 61
+    assert await dashboard.admins.login_retry_after("10.0.0.9", 5, timedelta(seconds=60)) == 0, "another address"
+    now[0] += timedelta(seconds=61)
     assert (await login(client)).status == 303
+
+
+async def test_the_login_limit_holds_across_workers(services: Services, settings: Settings) -> None:
+    """Failures at one worker count at every other: the limit lives in the shared database."""
+    other_worker = await Services.start(settings)
+    apps = []
+    for worker in (services, other_worker):
+        application = web_application(worker)
+        if DASHBOARD_KEY not in application:
+            add_dashboard(application, worker)
+        application[DASHBOARD_KEY].admins.hasher = FAST
+        apps.append(application)
+    await apps[0][DASHBOARD_KEY].admins.create_admin(USERNAME, PASSWORD)
+    clients = [TestClient(TestServer(application, host="127.0.0.1")) for application in apps]
+    for test_client in clients:
+        await test_client.start_server()
+    try:
+        for attempt in range(5):
+            assert (await login(clients[attempt % 2], password="not the password")).status == 401
+        assert (await login(clients[0])).status == 429
+        assert (await login(clients[1])).status == 429
+    finally:
+        for test_client in clients:
+            await test_client.close()
+        await other_worker.close()
+
+
+async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit(
+    client: TestClient, dashboard: Dashboard
+) -> None:
+    dashboard.trusted_proxies = frozenset({"127.0.0.1"})
+    for _ in range(5):
+        response = await login(client, password="not the password", **{"X-Forwarded-For": "203.0.113.7"})
+        assert response.status == 401
+    assert (await login(client, **{"X-Forwarded-For": "203.0.113.7"})).status == 429
+    forged = {"X-Forwarded-For": "198.51.100.1, 203.0.113.7"}  # a client cannot hide behind a made-up address
+    assert (await login(client, **forged)).status == 429
+    assert (await login(client, **{"X-Forwarded-For": "203.0.113.8"})).status == 303, "another client behind it"
+
+
+async def test_an_untrusted_peer_cannot_choose_its_address(client: TestClient) -> None:
+    for n in range(5):
+        response = await login(client, password="not the password", **{"X-Forwarded-For": f"203.0.113.{n}"})
+        assert response.status == 401
+    assert (await login(client, **{"X-Forwarded-For": "203.0.113.99"})).status == 429
 
 
 async def test_page_csv_and_json_show_the_numbers_of_demand_report(client: TestClient, report: DemandReport) -> None:
