@@ -10,10 +10,12 @@ from datetime import UTC, datetime, timedelta
 from pydantic import ValidationError
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from content.schema import Profile
 from storage.db import Database
-from storage.models import Delivery, Inquiry, Subscription, User, utcnow
+from storage.models import Delivery, Inquiry, QuestionFounder, Subscription, User, utcnow
+from storage.questions import form_digest, question_form
 
 LAST_SEEN_RESOLUTION = timedelta(minutes=10)
 _SEEN = (User.channel, User.lang, User.last_seen_at, User.profile, User.role, User.districts, User.draft, User.followup)
@@ -107,13 +109,37 @@ class UserStore:
             await conn.execute(update(User).where(User.pseudonym == pseudonym).values(menu=menu))
 
     async def forget(self, pseudonym: str) -> None:
-        """Delete the user, their subscription and everything logged under their pseudonym."""
+        """Delete the user, their subscription and everything logged under their pseudonym, including
+        their wording where it founded a group of unanswered questions that others' questions joined."""
         async with self.db.session.begin() as session:
             subscription = select(Subscription.id).where(Subscription.user_pseudonym == pseudonym)
             await session.execute(delete(Delivery).where(Delivery.subscription_id.in_(subscription)))
             await session.execute(delete(Subscription).where(Subscription.user_pseudonym == pseudonym))
+            theirs = select(Inquiry.question_group, Inquiry.text).where(
+                Inquiry.user_pseudonym == pseudonym, Inquiry.question_group.is_not(None)
+            )
+            grouped = (await session.execute(theirs)).all()
             await session.execute(delete(Inquiry).where(Inquiry.user_pseudonym == pseudonym))
+            forms = {question_form(text or "") for _, text in grouped}
+            await _refound_groups(session, {group for group, _ in grouped}, forms)
             await session.execute(delete(User).where(User.pseudonym == pseudonym))
+
+
+async def _refound_groups(session: AsyncSession, groups: set[int], forms: set[str]) -> None:
+    """Groups that a forgotten user's question founded, and that others' questions still belong to, take
+    the wording of one of those instead (a group whose rows are all gone was deleted by the trigger)."""
+    founded = select(QuestionFounder).where(QuestionFounder.id.in_(groups), QuestionFounder.form.in_(forms))
+    for founder in (await session.scalars(founded)).all():
+        member = select(Inquiry.text).where(Inquiry.question_group == founder.id, Inquiry.text.is_not(None)).limit(1)
+        text = await session.scalar(member)
+        form = question_form(text or "")
+        taken = await session.scalar(select(QuestionFounder.id).where(QuestionFounder.digest == form_digest(form)))
+        if text is None or (taken is not None and taken != founder.id):
+            ungroup = update(Inquiry).where(Inquiry.question_group == founder.id).values(question_group=None)
+            await session.execute(ungroup)
+            await session.delete(founder)  # its rows are grouped by the report, as rows without a group are
+        else:
+            founder.form, founder.digest = form, form_digest(form)
 
 
 def _profile(stored: dict | None) -> Profile | None:

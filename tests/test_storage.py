@@ -9,8 +9,8 @@ from sqlalchemy import event, func, select
 from bot.config import Settings
 from storage.db import Database
 from storage.inquiry_log import InquiryLog, InquiryRecord
-from storage.models import Inquiry
-from storage.users import Pseudonymizer
+from storage.models import Inquiry, QuestionFounder
+from storage.users import Pseudonymizer, UserStore
 
 
 def record(i: int) -> InquiryRecord:
@@ -108,4 +108,32 @@ async def test_flush_does_not_wait_for_the_linger(settings: Settings) -> None:
     log.record(record(2))
     await asyncio.wait_for(log.close(), timeout=10)
     assert await count(db) == 2
+    await db.close()
+
+
+async def test_forget_takes_the_users_wording_out_of_a_question_group_others_joined(settings: Settings) -> None:
+    db = await migrated(settings)
+    log = InquiryLog(db)
+    log.start()
+    asked = {
+        "p-founder": "我是小明 哪里可以办理营业执照",
+        "p-other": "请问哪里可以办理营业执照",
+        "p-alone": "小明的猫丢了",
+    }
+    for pseudonym, text in asked.items():
+        log.record(InquiryRecord("web", pseudonym, "zh", "question", text=text, answered=False))
+        await log.flush()
+    async with db.session() as session:
+        groups = dict((await session.execute(select(Inquiry.user_pseudonym, Inquiry.question_group))).all())
+    assert groups["p-founder"] == groups["p-other"] != groups["p-alone"], "the first two are one group"
+
+    await UserStore(db).forget("p-founder")
+    await UserStore(db).forget("p-alone")
+
+    async with db.session() as session:
+        forms = (await session.scalars(select(QuestionFounder.form))).all()
+        other = await session.scalar(select(Inquiry.question_group).where(Inquiry.user_pseudonym == "p-other"))
+    assert forms == ["哪里可以办理营业执照"], "no founding wording of a forgotten user is kept"
+    assert other == groups["p-other"], "the remaining question keeps its group"
+    await log.close()
     await db.close()
