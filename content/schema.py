@@ -252,6 +252,9 @@ class SmallTalkFile(Model):
     thanks: list[NonEmpty]
     goodbye: list[NonEmpty]
     identity: list[NonEmpty]
+    filler: list[NonEmpty] = Field(
+        default=[], description="words that come with small talk (好嘞, ok) without making it a question"
+    )
 
 
 class Department(Model):

@@ -335,6 +335,7 @@ class QuestionIndex:
         self.smalltalk = {
             normalize(phrase): kind for kind in SMALL_TALK_PRIORITY for phrase in getattr(content.smalltalk, kind)
         }
+        self.smalltalk_filler = sorted({normalize(w) for w in content.smalltalk.filler}, key=len, reverse=True)
         self.docs: dict[int, Counter[str]] = {}
         for measure in content.measures.values():
             self.docs[measure.number] = self._document(self._fields_of(measure))
@@ -452,6 +453,8 @@ class QuestionIndex:
             if phrase in rest:
                 rest = rest.replace(phrase, " ")
                 kinds.append(kind)
+        for word in self.smalltalk_filler if kinds else ():
+            rest = rest.replace(word, " ")
         if kinds and not _FILLER.sub("", rest):
             return next(kind for kind in SMALL_TALK_PRIORITY if kind in kinds)
         return None

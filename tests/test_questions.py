@@ -110,11 +110,22 @@ async def test_off_topic_gets_an_honest_no_and_whom_to_ask(web_client: TestClien
     assert (logged.text, logged.answered, logged.results) == ("明天威海天气怎么样", False, [])
 
 
-@pytest.mark.parametrize(("message", "expected"), [("你好", "你好！"), ("谢谢！", "不客气"), ("拜拜~", "再见")])
+@pytest.mark.parametrize(
+    ("message", "expected"), [("你好", "你好！"), ("谢谢！", "不客气"), ("拜拜~", "再见"), ("好嘞，拜拜", "再见")]
+)
 async def test_small_talk_gets_a_short_friendly_reply(web_client: TestClient, message: str, expected: str) -> None:
     (reply,) = await chat(web_client, text=message)
     assert reply["text"].startswith(expected)
     assert not [a for a in actions(reply) if a.startswith("m:")]
+
+
+def test_a_filler_word_alone_is_not_small_talk() -> None:
+    from content.loader import load_content
+
+    index = QuestionIndex(load_content(CONTENT))
+    assert index.small_talk("好的 谢谢") == "thanks"
+    assert index.small_talk("好的") is None
+    assert index.small_talk("好的 我想贷款") is None
 
 
 async def test_a_question_and_its_ranked_results_are_logged(web_client: TestClient, services: Services) -> None:
