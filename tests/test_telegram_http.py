@@ -85,12 +85,12 @@ async def test_a_slow_api_raises_timed_out(api: tuple[RecordingApi, str]) -> Non
 
 async def test_a_full_pool_raises_timed_out_without_sending(api: tuple[RecordingApi, str]) -> None:
     recording, base_url = api
-    request = AiohttpRequest(connection_pool_size=1, read_timeout=5.0, pool_timeout=0.1)
+    request = AiohttpRequest(connection_pool_size=1, read_timeout=5.0, connect_timeout=0.1, pool_timeout=0.1)
     async with Bot(TOKEN, base_url=base_url, request=request) as bot:
         recording.stall = 0.5
         first = asyncio.create_task(bot.send_message(1, "first"))
         await asyncio.sleep(0.05)
-        with pytest.raises(TimedOut, match="Pool timeout"):
+        with pytest.raises(TimedOut, match="no free pooled connection"):
             await bot.send_message(2, "second")
         await first
     assert [params["text"] for _method, _type, params in recording.received] == ["first"]

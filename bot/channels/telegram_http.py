@@ -60,10 +60,13 @@ class AiohttpRequest(BaseRequest):
         if self._session is None or self._session.closed:
             raise RuntimeError("This AiohttpRequest is not initialized")
         files = bool(request_data and request_data.contains_files)
+        pool, connect = _chosen(pool_timeout, self._pool_timeout), _chosen(connect_timeout, self._connect_timeout)
         timeout = aiohttp.ClientTimeout(
             total=None,
-            connect=_chosen(pool_timeout, self._pool_timeout),
-            sock_connect=_chosen(connect_timeout, self._connect_timeout),
+            # aiohttp's `connect` is waiting for a pooled connection *and* opening a new one (TCP, TLS), so it
+            # gets both budgets; `sock_connect` alone bounds the opening, as httpx's connect timeout does.
+            connect=None if pool is None or connect is None else pool + connect,
+            sock_connect=connect,
             sock_read=_chosen(read_timeout, self._read_timeout)
             if not files
             else _chosen(write_timeout, MEDIA_WRITE_TIMEOUT),
@@ -73,7 +76,8 @@ class AiohttpRequest(BaseRequest):
                 return response.status, await response.read()
         except TimeoutError as error:
             if isinstance(error, aiohttp.ConnectionTimeoutError):
-                raise TimedOut("Pool timeout: no free connection to the Bot API; the request was not sent") from error
+                reason = "no free pooled connection, or none could be opened; the request was not sent"
+                raise TimedOut(f"Timed out connecting to the Bot API: {reason}") from error
             raise TimedOut from error
         except aiohttp.ClientError as error:
             raise NetworkError(f"aiohttp.{type(error).__name__}: {error}") from error
