@@ -325,6 +325,7 @@ class AnnouncementForm:
     identity: str = ""
     when: str = "now"
     send_at: str = ""
+    request_key: str = ""  # made by the preview: the Confirm form stores one announcement however often sent
     errors: list[str] = field(default_factory=list)
     audience: Audience = field(default_factory=Audience)
     send_time: datetime | None = None  # UTC; None: now
@@ -333,7 +334,7 @@ class AnnouncementForm:
         """The fields again, for the preview's Confirm form."""
         districts = [("district", d) for d in self.districts]
         rest = [("topic", self.topic), ("identity", self.identity), ("when", self.when), ("send_at", self.send_at)]
-        return [("text", self.text), *districts, *rest]
+        return [("text", self.text), *districts, *rest, ("request_key", self.request_key)]
 
 
 def _clean_text(value: str) -> str:
@@ -350,8 +351,11 @@ def parse_announcement(form: Any, topics: Mapping[int, Any], now: datetime) -> A
         identity=_field(form, "identity").strip(),
         when=_field(form, "when").strip() or "now",
         send_at=_field(form, "send_at").strip(),
+        request_key=_field(form, "request_key").strip(),
     )
     errors = values.errors
+    if values.request_key and not _TOKEN.match(values.request_key):
+        errors.append("表单已失效，请重新预览 The form is out of date: preview it again.")
     if not values.text:
         errors.append("请填写公告内容 The announcement text is empty.")
     elif len(values.text) > MAX_TEXT:
@@ -772,6 +776,7 @@ class Dashboard:
         if isinstance(posted, web.Response):
             return posted
         session, values = posted
+        values.request_key = secrets.token_urlsafe(24)
         recipients = await self.announcements.count_recipients(values.audience)
         audience = values.audience
         return self.render(
@@ -793,7 +798,13 @@ class Dashboard:
             return posted
         session, values = posted
         announcement_id, _recipients = await self.announcements.create(
-            dashboard_author(session.username), "dashboard", None, values.text, values.audience, values.send_time
+            dashboard_author(session.username),
+            "dashboard",
+            None,
+            values.text,
+            values.audience,
+            values.send_time,
+            values.request_key or None,
         )
         self.assistant.on_announcement_queued()
         return self.redirect(f"{ANNOUNCEMENTS}?queued={announcement_id}", 303)

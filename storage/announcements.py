@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from storage.db import Database
 from storage.models import Announcement, Delivery, Subscription, User, utcnow
@@ -147,10 +148,47 @@ class AnnouncementStore:
         text: str,
         audience: Audience,
         send_at: datetime | None = None,
+        request_key: str | None = None,
     ) -> tuple[int, int]:
-        """Store the announcement and one pending delivery per recipient; returns (id, recipients)."""
+        """Store the announcement and one pending delivery per recipient; returns (id, recipients).
+        With a `request_key` already used, nothing is stored: the earlier announcement's are returned."""
+        if request_key is not None:
+            earlier = await self._by_request_key(request_key)
+            if earlier is not None:
+                return earlier
         recipients = await self._recipient_ids(audience)
         send_at = send_at or utcnow()
+        try:
+            stored = (author, author_channel, author_address, text, audience, send_at, request_key)
+            return await self._store(*stored, recipients)
+        except IntegrityError:
+            earlier = await self._by_request_key(request_key) if request_key is not None else None
+            if earlier is None:
+                raise
+            return earlier  # the same form, sent twice at once: the other request stored it
+
+    async def _by_request_key(self, request_key: str) -> tuple[int, int] | None:
+        query = (
+            select(Announcement.id, func.count(Delivery.id))
+            .outerjoin(Delivery, Delivery.announcement_id == Announcement.id)
+            .where(Announcement.request_key == request_key)
+            .group_by(Announcement.id)
+        )
+        async with self.db.session() as session:
+            row = (await session.execute(query)).first()
+        return (row[0], row[1]) if row is not None else None
+
+    async def _store(
+        self,
+        author: str,
+        author_channel: str,
+        author_address: str | None,
+        text: str,
+        audience: Audience,
+        send_at: datetime,
+        request_key: str | None,
+        recipients: list[int],
+    ) -> tuple[int, int]:
         async with self.db.session.begin() as session:
             announcement = Announcement(
                 author_pseudonym=author,
@@ -161,6 +199,7 @@ class AnnouncementStore:
                 status="scheduled",
                 send_at=send_at,
                 created_at=utcnow(),
+                request_key=request_key,
             )
             session.add(announcement)
             await session.flush()

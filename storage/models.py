@@ -189,6 +189,8 @@ class Announcement(Base):
     send_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The dashboard's Confirm form carries a key, so that sending the form twice stores one announcement.
+    request_key: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
 
 
 class Delivery(Base):

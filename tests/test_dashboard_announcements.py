@@ -4,6 +4,7 @@ tests/dashboard_helpers.py. SQLite, and PostgreSQL when TEST_DATABASE_URL is set
 
 from __future__ import annotations
 
+import asyncio
 import html as html_lib
 import re
 from datetime import UTC, datetime, timedelta
@@ -230,6 +231,27 @@ async def test_confirm_sends_to_each_recipient_and_the_list_shows_progress(
     assert row[2] == f"dashboard:{USERNAME}"
     assert row[4] == "sending"
     assert row[5:] == ["1", "0", "0", "0", "1", "2"]
+
+
+async def test_a_confirm_sent_twice_stores_one_announcement(client: TestClient, services: Services) -> None:  # noqa: F811
+    """A double click, a browser's resend or two tabs: the preview's key makes Confirm count once."""
+    csrf = await signed_in(client)
+    await subscribers(services)
+    status, page = await preview(client, compose(csrf, "只发一次"))
+    assert status == 200
+    confirm, recipients = hidden_fields(page, "confirm"), recipients_of(page)
+    send = "/admin/announcements/send"
+    first, second = await asyncio.gather(
+        client.post(send, data=confirm, allow_redirects=False), client.post(send, data=confirm, allow_redirects=False)
+    )
+    again = await client.post(send, data=confirm, allow_redirects=False)
+    assert first.status == second.status == again.status == 303
+    assert first.headers["Location"] == second.headers["Location"] == again.headers["Location"]
+    [announcement] = await announcements(services)
+    assert len(await deliveries(services, announcement.id)) == recipients > 0, "each subscriber once"
+    _, page = await preview(client, compose(csrf, "只发一次"))
+    await client.post(send, data=hidden_fields(page, "confirm"), allow_redirects=False)
+    assert len(await announcements(services)) == 2, "a new preview is a new announcement"
 
 
 async def test_a_long_admin_username_still_fits_the_author_column(
