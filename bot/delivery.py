@@ -109,7 +109,8 @@ class DeliveryWorker:
             return Outcome("failed", error=f"no sender for channel {claimed.channel}")
         await self._wait_turn(claimed.address)
         try:
-            return await sender.send(claimed.address, announcement_reply(claimed.text, claimed.announcement_id))
+            reply = announcement_reply(claimed.text, claimed.announcement_id, claimed.lang)
+            return await sender.send(claimed.address, reply)
         except Exception as exc:  # a sender bug must not stop the worker
             log.exception("sending delivery %d failed", claimed.delivery_id)
             return Outcome("error", error=repr(exc))
@@ -155,6 +156,6 @@ class DeliveryWorker:
         sender = self.senders.get(channel)
         if progress is None or sender is None or address is None:
             return
-        outcome = await sender.send(address, delivery_report(progress, "zh"))
+        outcome = await sender.send(address, delivery_report(progress, progress.author_lang))
         if outcome.status != "sent":
             log.warning("could not send the delivery report of announcement %d: %s", announcement_id, outcome)

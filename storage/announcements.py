@@ -45,6 +45,7 @@ class Claimed:
     address: str
     text: str
     attempts: int
+    lang: str = "zh"  # the subscriber's, for the words around the announcement
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class Progress:
     status: str
     text: str
     counts: dict[str, int]
+    author_lang: str = "zh"  # for the delivery report
 
     @property
     def total(self) -> int:
@@ -233,7 +235,8 @@ class AnnouncementStore:
             )
             counts = {"pending": 0, "sending": 0, "sent": 0, "failed": 0, "blocked": 0, "deferred": 0}
             counts.update({status: n for status, n in rows})
-            return Progress(announcement.id, announcement.status, announcement.text, counts)
+            author_lang = await session.scalar(select(User.lang).where(User.pseudonym == announcement.author_pseudonym))
+            return Progress(announcement.id, announcement.status, announcement.text, counts, author_lang or "zh")
 
     async def recent(self, author: str | None, limit: int = 5) -> list[Progress]:
         async with self.db.session() as session:
@@ -278,9 +281,11 @@ class AnnouncementStore:
                     Subscription.address,
                     Announcement.text,
                     Delivery.attempts,
+                    func.coalesce(User.lang, "zh"),
                 )
                 .join(Subscription, Subscription.id == Delivery.subscription_id)
                 .join(Announcement, Announcement.id == Delivery.announcement_id)
+                .outerjoin(User, User.pseudonym == Subscription.user_pseudonym)
                 .where(Delivery.id.in_(ids))
                 .order_by(Delivery.id)
             )

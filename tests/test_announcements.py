@@ -95,6 +95,25 @@ async def test_staff_compose_preview_and_send_only_to_opted_in_subscribers(
     assert "已发送 2" in report.params["text"]
 
 
+async def test_each_subscriber_gets_the_announcement_and_each_author_the_report_in_their_language(
+    telegram_bot: FakeTelegram, services: Services
+) -> None:
+    for chat, lang in ((9401, "ko"), (9402, "zh-hans"), (9403, "en")):
+        await telegram_bot.say(chat, "/start", language_code=lang)
+        pseudonym = services.assistant.pseudonymize("telegram", str(chat))
+        await services.announcements.subscribe(pseudonym, "telegram", str(chat), None)
+    author = services.assistant.pseudonymize("telegram", "9403")
+    await services.announcements.create(author, "telegram", "9403", "创业大赛报名开始了 /m24", Audience())
+    await drain(worker_for(services, telegram_bot))
+    korean, chinese, english = (sent_to(telegram_bot, chat) for chat in (9401, 9402, 9403))
+    assert korean[-1].params["text"].startswith("취업·창업 서비스 센터(就业创业服务站) 공지:")
+    assert ("제24조 보기", "m:24") in buttons_of(korean[-1])
+    assert chinese[-1].params["text"].startswith("就业创业服务站通知：")
+    announcement, report = english[-2:]
+    assert announcement.params["text"].startswith("Announcement from the employment and startup service station")
+    assert report.params["text"].startswith("Announcement #") and "sent" in report.params["text"]
+
+
 async def test_targeting_by_topic_and_identity(telegram_bot: FakeTelegram, services: Services) -> None:
     await grant(services, STAFF, role="admin", districts=())
     for user in (9301, 9302, 9303):
