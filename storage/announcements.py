@@ -159,10 +159,19 @@ class AnnouncementStore:
             if earlier is not None:
                 return earlier
         recipients = await self._recipient_ids(audience)
-        send_at = send_at or utcnow()
+        announcement = Announcement(
+            author_pseudonym=author,
+            author_channel=author_channel,
+            author_address=author_address,
+            text=text,
+            audience=audience.as_json(),
+            status="scheduled",
+            send_at=send_at or utcnow(),
+            created_at=utcnow(),
+            request_key=request_key,
+        )
         try:
-            stored = (author, author_channel, author_address, text, audience, send_at, request_key)
-            return await self._store(*stored, recipients)
+            return await self._store(announcement, recipients)
         except IntegrityError:
             earlier = await self._by_request_key(request_key) if request_key is not None else None
             if earlier is None:
@@ -180,29 +189,10 @@ class AnnouncementStore:
             row = (await session.execute(query)).first()
         return (row[0], row[1]) if row is not None else None
 
-    async def _store(
-        self,
-        author: str,
-        author_channel: str,
-        author_address: str | None,
-        text: str,
-        audience: Audience,
-        send_at: datetime,
-        request_key: str | None,
-        recipients: list[int],
-    ) -> tuple[int, int]:
+    async def _store(self, announcement: Announcement, recipients: list[int]) -> tuple[int, int]:
+        """The announcement and one pending delivery per recipient, in one transaction."""
+        send_at = announcement.send_at
         async with self.db.session.begin() as session:
-            announcement = Announcement(
-                author_pseudonym=author,
-                author_channel=author_channel,
-                author_address=author_address,
-                text=text,
-                audience=audience.as_json(),
-                status="scheduled",
-                send_at=send_at,
-                created_at=utcnow(),
-                request_key=request_key,
-            )
             session.add(announcement)
             await session.flush()
             if recipients:
@@ -224,10 +214,16 @@ class AnnouncementStore:
             return announcement.id, len(recipients)
 
     async def progress(self, announcement_id: int) -> Progress | None:
+        with_author = (
+            select(Announcement, User.lang)
+            .outerjoin(User, User.pseudonym == Announcement.author_pseudonym)
+            .where(Announcement.id == announcement_id)
+        )
         async with self.db.session() as session:
-            announcement = await session.get(Announcement, announcement_id)
-            if announcement is None:
+            found = (await session.execute(with_author)).first()
+            if found is None:
                 return None
+            announcement, author_lang = found
             rows = await session.execute(
                 select(Delivery.status, func.count())
                 .where(Delivery.announcement_id == announcement_id)
@@ -235,7 +231,6 @@ class AnnouncementStore:
             )
             counts = {"pending": 0, "sending": 0, "sent": 0, "failed": 0, "blocked": 0, "deferred": 0}
             counts.update({status: n for status, n in rows})
-            author_lang = await session.scalar(select(User.lang).where(User.pseudonym == announcement.author_pseudonym))
             return Progress(announcement.id, announcement.status, announcement.text, counts, author_lang or "zh")
 
     async def recent(self, author: str | None, limit: int = 5) -> list[Progress]:
