@@ -243,6 +243,16 @@ class SynonymsFile(Model):
     """Words founders use for the same thing; in each group the first word is what the others mean."""
 
     groups: list[Annotated[list[NonEmpty], Field(min_length=2)]]
+    asking: list[NonEmpty] = Field(
+        default=[],
+        description="words that ask about a measure (申请, 条件, apply) rather than say what the message is about: "
+        "they neither explain a match nor count against it",
+    )
+    not_about: list[NonEmpty] = Field(
+        default=[],
+        description="words that show a message is about something other than the plan (创业板 is a stock board): "
+        "no measure is offered for a message containing one",
+    )
 
 
 class SmallTalkFile(Model):

@@ -7,11 +7,12 @@ fields of each measure in every language. A known word typed with one wrong char
 same pinyin (带款 for 贷款) is corrected, and pinyin bigrams catch the rest of such typos. A match
 must explain enough of the message: its words are weighed by how specific they are to the plan
 and how rare in everyday language (jieba's and wordfreq's frequencies; a Korean word by its
-stem; stopwords-iso's function words not at all), so an off-topic message that happens to share
-a word with a measure is not answered with it. Where sharing words is not enough to tell (a car
-loan is not a startup loan), the measure's `not_about` words keep it out. With 25 documents a
-hand-written BM25 is a few lines, and it can say which words made a measure match, which
-ranking libraries do not.
+stem; stopwords-iso's function words and the admins' asking words, 申请 or apply, not at all),
+so an off-topic message that happens to share a word with a measure is not answered with it.
+Where sharing words is not enough to tell (a car loan is not a startup loan), the measure's
+`not_about` words keep it out, and the plan-wide `not_about` words (创业板, a stock board) keep
+every measure out. With 25 documents a hand-written BM25 is a few lines, and it can say which
+words made a measure match, which ranking libraries do not.
 """
 
 from __future__ import annotations
@@ -273,7 +274,10 @@ class Analyzer:
             return self.log_total - math.log(frequency) if frequency > 0 else None
         if _HANGUL.search(word):
             # Korean glues endings to a stem (얼마예요, 금액이요): the longest known beginning is the word.
-            known = (self.everyday["ko"].get(word[:end]) for end in range(len(word), 0, -1))
+            # A one-syllable beginning counts only before a particle or ending (시에서): most syllables are
+            # words on their own, so 거 says nothing about 거류증.
+            shortest = 1 if word[1:] in KO_PARTICLES or word[1:] in KO_ENDINGS else 2
+            known = (self.everyday["ko"].get(word[:end]) for end in range(len(word), min(shortest, len(word)) - 1, -1))
             share = next((share for share in known if share), None)
         else:
             share = self.everyday["en"].get(word)
@@ -282,7 +286,8 @@ class Analyzer:
     def _korean(self, run: str, offset: int) -> Iterator[Term]:
         word = run
         for suffix in (*KO_ENDINGS, *KO_PARTICLES):
-            if len(word) > len(suffix) + 1 and word.endswith(suffix):
+            # A one-syllable noun keeps its place before a longer particle (시에서 -> 시), not before 이/가 (나이).
+            if len(word) - len(suffix) >= (2 if len(suffix) == 1 else 1) and word.endswith(suffix):
                 word = word[: -len(suffix)]
                 break
         if run in KO_STOPWORDS or word in KO_STOPWORDS:
@@ -332,10 +337,12 @@ class QuestionIndex:
             for lang in LANGS:
                 words.update(normalize(k) for k in measure.search.keywords.get(lang))
         self.analyzer = Analyzer(synonyms, words, bigrams=bigrams, pinyin=pinyin)
-        self.smalltalk = {
+        self.smalltalk_kinds = {
             normalize(phrase): kind for kind in SMALL_TALK_PRIORITY for phrase in getattr(content.smalltalk, kind)
         }
-        self.smalltalk_filler = sorted({normalize(w) for w in content.smalltalk.filler}, key=len, reverse=True)
+        self.smalltalk = _any_phrase(self.smalltalk_kinds, plurals=False)
+        filler = [normalize(word) for word in content.smalltalk.filler]
+        self.smalltalk_filler = _any_phrase(filler) if filler else None
         self.docs: dict[int, Counter[str]] = {}
         for measure in content.measures.values():
             self.docs[measure.number] = self._document(self._fields_of(measure))
@@ -345,6 +352,8 @@ class QuestionIndex:
             for measure in content.measures.values()
             if any(measure.search.not_about.get(lang) for lang in LANGS)
         }
+        elsewhere = [normalize(p) for p in content.synonyms.not_about]
+        self.not_about_plan = _any_phrase(elsewhere) if elsewhere else None
         self.avg_length = sum(sum(d.values()) for d in self.docs.values()) / len(self.docs)
         frequency: Counter[str] = Counter()
         for doc in self.docs.values():
@@ -354,6 +363,7 @@ class QuestionIndex:
         self.max_idf = max(self.idf.values())
         self.lengths = {doc_id: sum(doc.values()) for doc_id, doc in self.docs.items()}
         self.function_words = _function_words()
+        self.asking = {t.key for word in content.synonyms.asking for t in self.analyzer.analyze(word)[1] if t.is_word}
 
     @staticmethod
     def _fields_of(measure: Measure) -> dict[str, list[str]]:
@@ -392,6 +402,8 @@ class QuestionIndex:
         for term in terms:
             if term.key in self.idf and (term.key not in query or query[term.key].weight < term.weight):
                 query[term.key] = term
+        if self.not_about_plan and self.not_about_plan.search(normalized):
+            return []
         meaningful = self._meaningful_words(normalized, terms)
         hits = []
         for doc_id, doc in self.docs.items():
@@ -434,6 +446,7 @@ class QuestionIndex:
             span = range(term.start, term.end)
             part = any(s != span and s.start <= span.start and span.stop <= s.stop for s in spans)
             said = term.is_word and not part and text[term.start : term.end] not in self.function_words
+            said = said and term.key not in self.asking
             if said and idf >= UBIQUITOUS_IDF and term.key not in QUANTITY_WORDS:
                 words.append((span, min(idf, self._everyday_weight(term.key))))
         return words
@@ -446,18 +459,22 @@ class QuestionIndex:
         return self.max_idf * min(1.0, max(UNKNOWN_FLOOR, share))
 
     def small_talk(self, text: str) -> str | None:
-        """'greeting', 'thanks', 'goodbye' or 'identity' when the message is only small talk."""
-        rest = normalize(text)
-        kinds = []
-        for phrase, kind in sorted(self.smalltalk.items(), key=lambda p: -len(p[0])):
-            if phrase in rest:
-                rest = rest.replace(phrase, " ")
-                kinds.append(kind)
-        for word in self.smalltalk_filler if kinds else ():
-            rest = rest.replace(word, " ")
-        if kinds and not _FILLER.sub("", rest):
-            return next(kind for kind in SMALL_TALK_PRIORITY if kind in kinds)
-        return None
+        """'greeting', 'thanks', 'goodbye' or 'identity' when the message is only small talk: its phrases,
+        filler that may come with them (好嘞, ok) and function words ("你是机器人还是真人")."""
+        kinds: set[str] = set()
+
+        def remove(found: re.Match[str]) -> str:
+            kinds.add(self.smalltalk_kinds[found[0]])
+            return " "
+
+        rest = self.smalltalk.sub(remove, normalize(text))
+        if not kinds:
+            return None
+        rest = self.smalltalk_filler.sub(" ", rest) if self.smalltalk_filler else rest
+        rest_text, terms = self.analyzer.analyze(rest)
+        if any(t.is_word and rest_text[t.start : t.end] not in self.function_words for t in terms):
+            return None
+        return next(kind for kind in SMALL_TALK_PRIORITY if kind in kinds)
 
     def answer(self, text: str) -> Answer:
         """What to reply to a free-text message."""
@@ -482,9 +499,11 @@ class QuestionIndex:
         return Answer("list", shown, lang=lang)
 
 
-def _any_phrase(phrases: Iterable[str]) -> re.Pattern[str]:
-    """Finds any of the phrases; Latin ones as whole words (car, cars: not card), the others anywhere."""
-    parts = [rf"\b{re.escape(p)}s?\b" if _LATIN.match(p) else re.escape(p) for p in phrases]
+def _any_phrase(phrases: Iterable[str], plurals: bool = True) -> re.Pattern[str]:
+    """Finds any of the phrases, longest first; Latin ones as whole words (car and, with `plurals`, cars:
+    not card), the others anywhere."""
+    plural = "s?" if plurals else ""
+    parts = [rf"\b{re.escape(p)}{plural}\b" if _LATIN.match(p) else re.escape(p) for p in phrases]
     return re.compile("|".join(sorted(parts, key=len, reverse=True)))
 
 

@@ -128,6 +128,43 @@ def test_a_filler_word_alone_is_not_small_talk() -> None:
     assert index.small_talk("好的 我想贷款") is None
 
 
+@pytest.mark.parametrize(
+    ("message", "kind"),
+    [
+        ("你是机器人还是真人？", "identity"),
+        ("are you a human or a bot?", "identity"),
+        ("로봇이에요?", "identity"),
+        ("안녕히 계세요", "goodbye"),
+        ("thanks a lot!", "thanks"),
+    ],
+)
+def test_small_talk_may_come_with_function_words(message: str, kind: str) -> None:
+    from content.loader import load_content
+
+    assert QuestionIndex(load_content(CONTENT)).small_talk(message) == kind
+
+
+@pytest.mark.parametrize("message", ["this loan", "机器人创业能贷款吗", "human resources training", "客服电话多少"])
+def test_a_question_that_shares_a_word_with_small_talk_is_a_question(message: str) -> None:
+    from content.loader import load_content
+
+    assert QuestionIndex(load_content(CONTENT)).small_talk(message) is None
+
+
+def test_asking_words_neither_explain_a_match_nor_count_against_it(tmp_path: Path) -> None:
+    """ "申请条件" says how the founder asks, not what about: the match is judged by the other words."""
+    folder, store = searchable_copy(tmp_path)
+    index = store.snapshot.views["search"]
+    question = "威海英才工程 申报要啥条件"
+    assert index.answer(question).kind == "measure"
+    synonyms = folder / "synonyms.yaml"
+    text = synonyms.read_text(encoding="utf-8")
+    synonyms.write_text(text[: text.index("asking:")] + "asking: []\n", encoding="utf-8")
+    store.load()
+    without = store.snapshot.views["search"].search(question)[0]
+    assert without.coverage < index.search(question)[0].coverage
+
+
 async def test_a_question_and_its_ranked_results_are_logged(web_client: TestClient, services: Services) -> None:
     await chat(web_client, text="我想带款开个小店")
     await services.inquiries.flush()
@@ -195,9 +232,28 @@ async def test_admins_mark_what_a_measure_is_not_about_in_its_file(tmp_path: Pat
     assert [h.doc for h in store.snapshot.views["search"].answer("创业大赛的奖杯怎么做").hits][:1] == [24]
     path = folder / "measures" / "24.yaml"
     text = path.read_text(encoding="utf-8")
-    path.write_text(text.replace("\nsource:\n", "\n  not_about:\n    zh: [奖杯]\nsource:\n", 1))
+    path.write_text(text.replace("  not_about:\n    zh: [", "  not_about:\n    zh: [奖杯, ", 1))
     assert await store.reload() == []
     assert 24 not in [h.doc for h in store.snapshot.views["search"].answer("创业大赛的奖杯怎么做").hits]
+
+
+async def test_a_word_of_another_field_keeps_every_measure_out(
+    web_client: TestClient, services: Services, tmp_path: Path
+) -> None:
+    """创业板 is a stock board: a message about it gets an honest no, logged as unanswered."""
+    (reply,) = await chat(web_client, text="创业板开户需要什么条件")
+    assert "没有找到" in reply["text"]
+    assert not [a for a in actions(reply) if a.startswith("m:")]
+    await services.inquiries.flush()
+    async with services.db.session() as session:
+        logged = (await session.scalars(select(Inquiry).where(Inquiry.kind == "question"))).one()
+    assert logged.answered is False
+
+    folder, store = searchable_copy(tmp_path)
+    path = folder / "synonyms.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("创业板, ", ""), encoding="utf-8")
+    assert await store.reload() == []
+    assert store.snapshot.views["search"].answer("创业板开户需要什么条件").hits, "the admins' word did it"
 
 
 @pytest.mark.parametrize(
