@@ -65,6 +65,11 @@ _RUNS = re.compile(
 )
 _AMERICAN = re.compile(r"iz(e|es|ed|ing|ation|ations)$")  # specialized -> specialised, as the content writes
 _FILLER = re.compile(r"[\s\W_啊呀吧呢吗哦嗯哈啦嘛么~～]+")
+# A number, with its unit (二十年, 十几年, 35岁, 10万): it tells the founder's situation, not what the message is
+# about. A year of the plan (2026) is left alone: it points at the targets.
+_NUMBER = re.compile(
+    r"(?!20\d\d)[\d零一二三四五六七八九十百千万亿两半多来余]+[年岁个块元万人家天月次号周条名位多来余]*"
+)
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _ONLY_HAN = re.compile(r"[\u3400-\u9fff]+")
@@ -400,16 +405,17 @@ class QuestionIndex:
         how much of the message they cover."""
         normalized, terms = self.analyzer.analyze(text)
         query: dict[str, Term] = {}
+        places: dict[str, set[int]] = defaultdict(set)  # every place a key stands, for a word said twice
         for term in terms:
             if term.key in self.idf and (term.key not in query or query[term.key].weight < term.weight):
                 query[term.key] = term
+            places[term.key].update(range(term.start, term.end))
         if self.not_about_plan and self.not_about_plan.search(normalized):
             return []
         meaningful = self._meaningful_words(normalized, terms)
         hits = []
+        excluded = {doc_id for doc_id, words in self.not_about.items() if words.search(normalized)}
         for doc_id, doc in self.docs.items():
-            if doc_id in self.not_about and self.not_about[doc_id].search(normalized):
-                continue
             score = 0.0
             gains: Counter[str] = Counter()
             covered: set[int] = set()
@@ -422,7 +428,7 @@ class QuestionIndex:
                 score += gain
                 gains[normalized[term.start : term.end]] += gain
                 if self.idf[key] >= UBIQUITOUS_IDF:
-                    covered.update(range(term.start, term.end))
+                    covered.update(places[key])
             if doc_id == TARGETS and _asks_quantity(normalized):
                 score *= QUANTITY_BOOST
             if score > 0:
@@ -433,7 +439,12 @@ class QuestionIndex:
                 matched = [w for w, _ in gains.most_common() if len(w) > 1][:3]
                 hits.append(Hit(doc_id, score, matched, coverage))
         hits.sort(key=lambda h: (-h.score, h.doc))
-        return hits[:limit]
+        best = next((hit for hit in hits if hit.doc != TARGETS), None)
+        if best and best.doc in excluded:
+            # The words the message shares with its best measure mean something else here (a car loan),
+            # and so they do in the other measures and the targets that use them.
+            return []
+        return [hit for hit in hits if hit.doc not in excluded][:limit]
 
     def _meaningful_words(self, text: str, terms: list[Term]) -> list[tuple[range, float]]:
         """The words of the message that say something specific, weighted by how specific: by their IDF
@@ -447,7 +458,7 @@ class QuestionIndex:
             span = range(term.start, term.end)
             part = any(s != span and s.start <= span.start and span.stop <= s.stop for s in spans)
             said = term.is_word and not part and text[term.start : term.end] not in self.function_words
-            said = said and term.key not in self.asking
+            said = said and term.key not in self.asking and not _NUMBER.fullmatch(text[term.start : term.end])
             if said and idf >= UBIQUITOUS_IDF and term.key not in QUANTITY_WORDS:
                 words.append((span, min(idf, self._everyday_weight(term.key))))
         return words

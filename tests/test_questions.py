@@ -128,6 +128,32 @@ def test_a_filler_word_alone_is_not_small_talk() -> None:
     assert index.small_talk("好的 我想贷款") is None
 
 
+def test_a_word_said_twice_is_explained_both_times() -> None:
+    from content.loader import load_content
+
+    index = QuestionIndex(load_content(CONTENT))
+    assert index.search("I need a mentor, a real startup mentor")[0].coverage > 0.8
+    assert index.answer("I need a mentor, a real startup mentor").hits[0].doc == 20
+
+
+def test_numbers_tell_the_founders_situation_not_the_topic() -> None:
+    from content.loader import load_content
+
+    index = QuestionIndex(load_content(CONTENT))
+    plain = index.search("想当创业导师")[0]
+    with_numbers = index.search("三十五岁了 干了二十年 想当创业导师")[0]
+    assert (with_numbers.doc, with_numbers.coverage) == (plain.doc, plain.coverage) == (20, 1.0)
+
+
+def test_a_message_whose_best_measure_it_is_not_about_gets_no_measure() -> None:
+    """Hatching chicks shares 孵化 with the incubators (which say they are not about it) and with measure 16."""
+    from content.loader import load_content
+
+    index = QuestionIndex(load_content(CONTENT))
+    assert index.answer("孵化小鸡的孵化器温度调多少度").kind == "none"
+    assert index.answer("孵化器怎么入驻").hits[0].doc == 18
+
+
 @pytest.mark.parametrize(
     ("message", "kind"),
     [
@@ -204,6 +230,7 @@ async def test_the_index_is_rebuilt_when_content_reloads(tmp_path: Path) -> None
 
 PERSONAL_LOANS = [
     "买车贷款 哪家银行利息低",
+    "公积金贷款买房 最多能贷多少",  # the targets' loan figure is no answer either
     "Which bank has the cheapest mortgage?",
     "집 살 때 은행 대출 받을 수 있어요?",
 ]
