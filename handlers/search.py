@@ -44,6 +44,7 @@ BIGRAM_WEIGHT = 0.5
 MIN_SCORE = 2.8
 MIN_COVERAGE = 0.3  # a strong match must still explain this share of what the message says...
 STRONG_SCORE = 7.5
+CLAUSE_WORDS = 2  # a clause of a long message with this many meaningful words may be explained on its own
 SURE_COVERAGE = 0.52  # ...and a weaker one this share
 UBIQUITOUS_IDF = 0.3
 # A word no measure uses weighs by how rare it is in everyday language (its information content,
@@ -70,6 +71,7 @@ _FILLER = re.compile(r"[\s\W_啊呀吧呢吗哦嗯哈啦嘛么~～]+")
 _NUMBER = re.compile(
     r"(?!20\d\d)[\d零一二三四五六七八九十百千万亿两半多来余]+[年岁个块元万人家天月次号周条名位多来余]*"
 )
+_CLAUSES = re.compile(r"[^,.!?;，。！？；、\n]+")
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _ONLY_HAN = re.compile(r"[\u3400-\u9fff]+")
@@ -413,6 +415,15 @@ class QuestionIndex:
         if self.not_about_plan and self.not_about_plan.search(normalized):
             return []
         meaningful = self._meaningful_words(normalized, terms)
+        # A long message tells a story before it asks ("厂子裁员了……听说有贴息的创业贷款，俺能贷吗"): a match
+        # may explain the whole message or one of its clauses that says enough on its own.
+        clauses = [
+            words
+            for clause in _CLAUSES.finditer(normalized)
+            if len(words := [(s, w) for s, w in meaningful if clause.start() <= s.start and s.stop <= clause.end()])
+            >= CLAUSE_WORDS
+        ]
+        parts = [meaningful, *clauses]
         hits = []
         excluded = {doc_id for doc_id, words in self.not_about.items() if words.search(normalized)}
         for doc_id, doc in self.docs.items():
@@ -432,10 +443,7 @@ class QuestionIndex:
             if doc_id == TARGETS and _asks_quantity(normalized):
                 score *= QUANTITY_BOOST
             if score > 0:
-                total = sum(weight for _span, weight in meaningful)
-                # A word counts by the share of it that matched: 身份 in 身份证 explains two thirds of it.
-                found = sum(weight * len(covered.intersection(span)) / len(span) for span, weight in meaningful)
-                coverage = found / total if total else 1.0
+                coverage = max(_coverage(words, covered) for words in parts)
                 matched = [w for w, _ in gains.most_common() if len(w) > 1][:3]
                 hits.append(Hit(doc_id, score, matched, coverage))
         hits.sort(key=lambda h: (-h.score, h.doc))
@@ -517,6 +525,14 @@ def _any_phrase(phrases: Iterable[str], plurals: bool = True) -> re.Pattern[str]
     plural = "s?" if plurals else ""
     parts = [rf"\b{re.escape(p)}{plural}\b" if _LATIN.match(p) else re.escape(p) for p in phrases]
     return re.compile("|".join(sorted(parts, key=len, reverse=True)))
+
+
+def _coverage(words: list[tuple[range, float]], covered: set[int]) -> float:
+    """The share of the words' weight that the covered places explain; a word counts by the share of
+    it that matched (身份 in 身份证 explains two thirds of it)."""
+    total = sum(weight for _span, weight in words)
+    found = sum(weight * len(covered.intersection(span)) / len(span) for span, weight in words)
+    return found / total if total else 1.0
 
 
 def _asks_quantity(text: str) -> bool:

@@ -145,6 +145,15 @@ def test_numbers_tell_the_founders_situation_not_the_topic() -> None:
     assert (with_numbers.doc, with_numbers.coverage) == (plain.doc, plain.coverage) == (20, 1.0)
 
 
+async def test_a_long_story_is_answered_by_the_clause_that_asks(web_client: TestClient) -> None:
+    story = "前几年在工厂上班，后来厂子关了，在家待了大半年，媳妇天天念叨让我出去干点啥，"
+    story += "听说有创业担保贷款，俺这种情况能申请吗"
+    (reply,) = await chat(web_client, text=story)
+    assert "m:7" in actions(reply) or "第7条" in reply["text"]
+    (reply,) = await chat(web_client, text="今天下雨了，我在家看电视，孩子在写作业，老婆在做饭，晚上吃什么好呢")
+    assert "没有找到" in reply["text"]
+
+
 def test_a_message_whose_best_measure_it_is_not_about_gets_no_measure() -> None:
     """Hatching chicks shares 孵化 with the incubators (which say they are not about it) and with measure 16."""
     from content.loader import load_content
