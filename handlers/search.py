@@ -69,9 +69,10 @@ _FILLER = re.compile(r"[\s\W_啊呀吧呢吗哦嗯哈啦嘛么~～]+")
 # A number, with its unit (二十年, 十几年, 35岁, 10万): it tells the founder's situation, not what the message is
 # about. A year of the plan (2026) is left alone: it points at the targets.
 _NUMBER = re.compile(
-    r"(?!20\d\d)[\d零一二三四五六七八九十百千万亿两半多来余]+[年岁个块元万人家天月次号周条名位多来余]*"
+    r"(?!20\d\d)[\d零一二三四五六七八九十百千万亿两半]+[几多来余]?[年岁个块元万人家天月次号周条名位多来余]*"
 )
-_CLAUSES = re.compile(r"[^,.!?;，。！？；、\n]+")
+# Where a message's clauses part: punctuation, or a space between Chinese characters (the phone chat comma).
+_CLAUSE_BREAKS = re.compile(r"[,.!?;，。！？；、\n]|(?<=[\u3400-\u9fff]) (?=[\u3400-\u9fff])")
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _ONLY_HAN = re.compile(r"[\u3400-\u9fff]+")
@@ -417,11 +418,11 @@ class QuestionIndex:
         meaningful = self._meaningful_words(normalized, terms)
         # A long message tells a story before it asks ("厂子裁员了……听说有贴息的创业贷款，俺能贷吗"): a match
         # may explain the whole message or one of its clauses that says enough on its own.
+        breaks = [0, *(b.start() for b in _CLAUSE_BREAKS.finditer(normalized)), len(normalized)]
         clauses = [
             words
-            for clause in _CLAUSES.finditer(normalized)
-            if len(words := [(s, w) for s, w in meaningful if clause.start() <= s.start and s.stop <= clause.end()])
-            >= CLAUSE_WORDS
+            for start, end in pairwise(breaks)
+            if len(words := [(s, w) for s, w in meaningful if start <= s.start and s.stop <= end]) >= CLAUSE_WORDS
         ]
         parts = [meaningful, *clauses]
         hits = []
@@ -467,6 +468,7 @@ class QuestionIndex:
             part = any(s != span and s.start <= span.start and span.stop <= s.stop for s in spans)
             said = term.is_word and not part and text[term.start : term.end] not in self.function_words
             said = said and term.key not in self.asking and not _NUMBER.fullmatch(text[term.start : term.end])
+            said = said and text[term.start : term.end] not in self.smalltalk_kinds  # 你好, 请问贷款……
             if said and idf >= UBIQUITOUS_IDF and term.key not in QUANTITY_WORDS:
                 words.append((span, min(idf, self._everyday_weight(term.key))))
         return words

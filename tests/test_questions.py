@@ -154,6 +154,16 @@ async def test_a_long_story_is_answered_by_the_clause_that_asks(web_client: Test
     assert "没有找到" in reply["text"]
 
 
+def test_spaces_part_the_clauses_of_a_chinese_message() -> None:
+    """On a phone a space is the comma; a greeting says nothing about the topic."""
+    from content.loader import load_content
+
+    story = "你好 俺是荣成的 在大连打了好几年工 今年想回来和媳妇开个小吃店 门面租好了 "
+    story += "听说证照要跑好几个部门 能不能一次办完"
+    answer = QuestionIndex(load_content(CONTENT)).answer(story)
+    assert (answer.kind, answer.hits[0].doc) == ("measure", 1)
+
+
 def test_a_message_whose_best_measure_it_is_not_about_gets_no_measure() -> None:
     """Hatching chicks shares 孵化 with the incubators (which say they are not about it) and with measure 16."""
     from content.loader import load_content
@@ -190,7 +200,7 @@ def test_asking_words_neither_explain_a_match_nor_count_against_it(tmp_path: Pat
     """ "申请条件" says how the founder asks, not what about: the match is judged by the other words."""
     folder, store = searchable_copy(tmp_path)
     index = store.snapshot.views["search"]
-    question = "威海英才工程 申报要啥条件"
+    question = "威海英才工程申报要啥条件"
     assert index.answer(question).kind == "measure"
     synonyms = folder / "synonyms.yaml"
     text = synonyms.read_text(encoding="utf-8")
