@@ -69,7 +69,7 @@ _FILLER = re.compile(r"[\s\W_啊呀吧呢吗哦嗯哈啦嘛么~～]+")
 # A number, with its unit (二十年, 十几年, 35岁, 10万): it tells the founder's situation, not what the message is
 # about. A year of the plan (2026) is left alone: it points at the targets.
 _NUMBER = re.compile(
-    r"(?!20\d\d)[\d零一二三四五六七八九十百千万亿两半]+[几多来余]?[年岁个块元万人家天月次号周条名位多来余]*"
+    r"(?!20\d\d)[\d零一二三四五六七八九十百千万亿两半]+[几多来余]?[年岁个块元万人家天月次号周条名位批些套台辆间张份种样回趟遍多来余]*"
 )
 # Where a message's clauses part: punctuation, or a space between Chinese characters (the phone chat comma).
 _CLAUSE_BREAKS = re.compile(r"[,.!?;，。！？；、\n]|(?<=[\u3400-\u9fff]) (?=[\u3400-\u9fff])")
@@ -448,10 +448,10 @@ class QuestionIndex:
                 matched = [w for w, _ in gains.most_common() if len(w) > 1][:3]
                 hits.append(Hit(doc_id, score, matched, coverage))
         hits.sort(key=lambda h: (-h.score, h.doc))
-        best = next((hit for hit in hits if hit.doc != TARGETS), None)
-        if best and best.doc in excluded:
-            # The words the message shares with its best measure mean something else here (a car loan),
-            # and so they do in the other measures and the targets that use them.
+        measures = [hit for hit in hits if hit.doc != TARGETS]
+        if measures and any(hit.doc in excluded and hit.score >= LIST_RATIO * measures[0].score for hit in measures):
+            # The words the message shares with one of its best measures mean something else here (a car
+            # loan, a thesis advisor), and so they do in the other measures and the targets that use them.
             return []
         return [hit for hit in hits if hit.doc not in excluded][:limit]
 

@@ -164,12 +164,14 @@ def test_spaces_part_the_clauses_of_a_chinese_message() -> None:
     assert (answer.kind, answer.hits[0].doc) == ("measure", 1)
 
 
-def test_a_message_whose_best_measure_it_is_not_about_gets_no_measure() -> None:
-    """Hatching chicks shares 孵化 with the incubators (which say they are not about it) and with measure 16."""
+def test_a_message_one_of_its_best_measures_is_not_about_gets_no_measure() -> None:
+    """Hatching chicks shares 孵化 with the incubators (which say they are not about it) and with measure 16;
+    a thesis advisor shares 导师 with the mentors and with the training measure."""
     from content.loader import load_content
 
     index = QuestionIndex(load_content(CONTENT))
     assert index.answer("孵化小鸡的孵化器温度调多少度").kind == "none"
+    assert index.answer("考研想报哈工大威海，哪个导师比较好").kind == "none", "a thesis advisor, not a mentor"
     assert index.answer("孵化器怎么入驻").hits[0].doc == 18
 
 
