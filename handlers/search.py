@@ -426,6 +426,7 @@ class QuestionIndex:
         ]
         parts = [meaningful, *clauses]
         hits = []
+        places_explained: dict[int, set[int]] = {}
         excluded = {doc_id for doc_id, words in self.not_about.items() if words.search(normalized)}
         for doc_id, doc in self.docs.items():
             score = 0.0
@@ -444,16 +445,19 @@ class QuestionIndex:
             if doc_id == TARGETS and _asks_quantity(normalized):
                 score *= QUANTITY_BOOST
             if score > 0:
-                coverage = max(_coverage(words, covered) for words in parts)
                 matched = [w for w, _ in gains.most_common() if len(w) > 1][:3]
-                hits.append(Hit(doc_id, score, matched, coverage))
+                hits.append(Hit(doc_id, score, matched))
+                places_explained[doc_id] = covered
         hits.sort(key=lambda h: (-h.score, h.doc))
         measures = [hit for hit in hits if hit.doc != TARGETS]
         if measures and any(hit.doc in excluded and hit.score >= LIST_RATIO * measures[0].score for hit in measures):
             # The words the message shares with one of its best measures mean something else here (a car
             # loan, a thesis advisor), and so they do in the other measures and the targets that use them.
             return []
-        return [hit for hit in hits if hit.doc not in excluded][:limit]
+        best = [hit for hit in hits if hit.doc not in excluded][:limit]
+        for hit in best:
+            hit.coverage = max(_coverage(words, places_explained[hit.doc]) for words in parts)
+        return best
 
     def _meaningful_words(self, text: str, terms: list[Term]) -> list[tuple[range, float]]:
         """The words of the message that say something specific, weighted by how specific: by their IDF
