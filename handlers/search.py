@@ -527,9 +527,9 @@ class QuestionIndex:
 
 def _any_phrase(phrases: Iterable[str], plurals: bool = True) -> re.Pattern[str]:
     """Finds any of the phrases, longest first; Latin ones as whole words (car and, with `plurals`, cars:
-    not card), the others anywhere."""
+    not card; AI in AI예요), the others anywhere."""
     plural = "s?" if plurals else ""
-    parts = [rf"\b{re.escape(p)}{plural}\b" if _LATIN.match(p) else re.escape(p) for p in phrases]
+    parts = [rf"(?<![a-z0-9]){re.escape(p)}{plural}(?![a-z0-9])" if _LATIN.match(p) else re.escape(p) for p in phrases]
     return re.compile("|".join(sorted(parts, key=len, reverse=True)))
 
 

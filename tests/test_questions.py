@@ -181,6 +181,7 @@ def test_a_message_one_of_its_best_measures_is_not_about_gets_no_measure() -> No
         ("你是机器人还是真人？", "identity"),
         ("are you a human or a bot?", "identity"),
         ("로봇이에요?", "identity"),
+        ("혹시 AI예요?", "identity"),  # a Latin word glued to a Korean ending
         ("안녕히 계세요", "goodbye"),
         ("thanks a lot!", "thanks"),
     ],
