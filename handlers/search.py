@@ -98,7 +98,9 @@ KO_STOPWORDS = frozenset(
     "같은 좀 제가 저는 저 우리 뭐 무엇 언제 알려주세요 알려 주세요 싶어요 싶은데 하고 받고 받을 할 하면 "
     "있다 없나요 없어요 그 이 저희 그냥 혹시 정말 너무".split()
 )
-KO_PARTICLES = tuple("에서 으로 에게 까지 부터 은 는 이 가 을 를 에 의 도 로 와 과".split())
+KO_PARTICLES = tuple(
+    "에서 으로 에게 까지 부터 이나 이랑 한테 처럼 보다 은 는 이 가 을 를 에 의 도 로 와 과 랑 만".split()
+)
 # Verb endings after a noun (실패하면, 소개받을 수): the noun is what the message is about. Longest first.
 KO_ENDINGS = tuple(
     sorted(
@@ -149,10 +151,17 @@ def _word_frequencies(lang: str) -> dict[str, float]:
     return get_frequency_dict(lang, wordlist="small")
 
 
+# Front and back nasals, which many typists (and speakers in Shandong) do not tell apart: 专精特兴 for 专精特新.
+_FUZZY_PINYIN = ((re.compile(r"([ei])ng$"), r"\1n"),)
+
+
 def _pinyin(text: str) -> list[str]:
     from pypinyin import lazy_pinyin
 
-    return lazy_pinyin(text)
+    sounds = lazy_pinyin(text)
+    for pattern, plain in _FUZZY_PINYIN:
+        sounds = [pattern.sub(plain, sound) for sound in sounds]
+    return sounds
 
 
 def normalize(text: str) -> str:

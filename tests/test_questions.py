@@ -81,6 +81,21 @@ async def test_a_word_typed_with_a_wrong_character_of_the_same_pinyin_is_underst
     assert f"第{measure}条" in reply["text"] or f"m:{measure}" in actions(reply)
 
 
+def test_a_back_nasal_typed_for_a_front_one_is_corrected() -> None:
+    """Many typists in Shandong do not tell in from ing: 专精特兴 is 专精特新."""
+    from content.loader import load_content
+
+    _text, terms = QuestionIndex(load_content(CONTENT)).analyzer.analyze("专精特兴咋申请")
+    assert "专精特新" in [term.key for term in terms if term.is_word]
+
+
+def test_a_korean_particle_does_not_hide_its_noun() -> None:
+    from content.loader import load_content
+
+    answer = QuestionIndex(load_content(CONTENT)).answer("창업 교육이나 강좌를 들을 수 있는 곳 있나요?")
+    assert answer.hits[0].doc == 19  # 교육이나: 교육 and the particle 이나
+
+
 def test_homophone_correction_leaves_real_words_alone() -> None:
     from content.loader import load_content
 
