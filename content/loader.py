@@ -77,6 +77,10 @@ class Content:
         return names
 
 
+# libyaml's parser when PyYAML was built with it (the wheels are): content loads on every start and reload.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 class _Source:
     """One YAML file: its data and the line of every node, for error messages."""
 
@@ -91,14 +95,17 @@ class _Source:
             text = self.path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             return [ContentError(self.name, 0, "", f"cannot read the file: {exc}")]
+        loader = _YAML_LOADER(text)
         try:
-            self.node = yaml.compose(text, Loader=yaml.SafeLoader)
-            self.data = yaml.load(text, Loader=yaml.SafeLoader)
+            self.node = loader.get_single_node()
+            self.data = loader.construct_document(self.node) if self.node is not None else None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = mark.line + 1 if mark else 0
             problem = getattr(exc, "problem", None) or str(exc)
             return [ContentError(self.name, line, "", f"broken YAML: {problem}")]
+        finally:
+            loader.dispose()
         if self.node is None:
             return [ContentError(self.name, 1, "", "the file is empty")]
         return [
