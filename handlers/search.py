@@ -24,7 +24,7 @@ import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from itertools import pairwise
 from pathlib import Path
 from typing import Literal
@@ -155,13 +155,14 @@ def _word_frequencies(lang: str) -> dict[str, float]:
 _FUZZY_PINYIN = ((re.compile(r"([ei])ng$"), r"\1n"),)
 
 
-def _pinyin(text: str) -> list[str]:
+@lru_cache(maxsize=8192)  # the content's own texts come back on every index rebuild
+def _pinyin(text: str) -> tuple[str, ...]:
     from pypinyin import lazy_pinyin
 
     sounds = lazy_pinyin(text)
     for pattern, plain in _FUZZY_PINYIN:
         sounds = [pattern.sub(plain, sound) for sound in sounds]
-    return sounds
+    return tuple(sounds)
 
 
 def normalize(text: str) -> str:
@@ -228,7 +229,7 @@ class Analyzer:
             if _CJK.search(word):
                 self.tokenizer.add_word(word, freq=2000)
             if len(word) > 1 and _ONLY_HAN.fullmatch(word):
-                sounds[tuple(_pinyin(word))].add(word)
+                sounds[_pinyin(word)].add(word)
         self.homophones = {sound: found.pop() for sound, found in sounds.items() if len(found) == 1}
 
     def analyze(self, text: str) -> tuple[str, list[Term]]:
@@ -268,14 +269,14 @@ class Analyzer:
             if self.pinyin:
                 yield Term(f"py:{sounds[i]}|{sounds[i + 1]}", PINYIN_WEIGHT, offset + i, offset + i + 2)
 
-    def _correct_homophones(self, run: str, sounds: list[str]) -> str:
+    def _correct_homophones(self, run: str, sounds: tuple[str, ...]) -> str:
         """A known word typed with one wrong character of the same pinyin (带款 for 贷款, 孚化器 for
         孵化器, the commonest slip with a pinyin keyboard) becomes the word, unless what was typed is a
         word itself. Same length, so positions in the text stay valid."""
         chars = list(run)
         for size in (4, 3, 2):
             for i in range(len(chars) - size + 1):
-                word = self.homophones.get(tuple(sounds[i : i + size]))
+                word = self.homophones.get(sounds[i : i + size])
                 typed = "".join(chars[i : i + size])
                 if word and sum(a != b for a, b in zip(word, typed, strict=True)) == 1 and not self.is_word(typed):
                     chars[i : i + size] = word
