@@ -10,12 +10,19 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from bot.app import Services
+from content.loader import load_content
 from content.store import ContentStore
 from handlers.search import QuestionIndex
 from storage.models import Inquiry
 from tests.conftest import CONTENT
 from tests.fake_telegram import FakeTelegram
 from tests.test_local_chat import actions, chat
+
+
+@pytest.fixture(scope="module")
+def index() -> QuestionIndex:
+    """The question index over the shipped content, built once for the tests that only read it."""
+    return QuestionIndex(load_content(CONTENT))
 
 
 @pytest.mark.parametrize(
@@ -38,8 +45,6 @@ async def test_a_clear_question_opens_its_measure_card(web_client: TestClient, q
 
 
 def _plan_of(measure: int) -> int:
-    from content.loader import load_content
-
     return load_content(CONTENT).measures[measure].plan
 
 
@@ -81,25 +86,18 @@ async def test_a_word_typed_with_a_wrong_character_of_the_same_pinyin_is_underst
     assert f"第{measure}条" in reply["text"] or f"m:{measure}" in actions(reply)
 
 
-def test_a_back_nasal_typed_for_a_front_one_is_corrected() -> None:
+def test_a_back_nasal_typed_for_a_front_one_is_corrected(index: QuestionIndex) -> None:
     """Many typists in Shandong do not tell in from ing: 专精特兴 is 专精特新."""
-    from content.loader import load_content
-
-    _text, terms = QuestionIndex(load_content(CONTENT)).analyzer.analyze("专精特兴咋申请")
+    _text, terms = index.analyzer.analyze("专精特兴咋申请")
     assert "专精特新" in [term.key for term in terms if term.is_word]
 
 
-def test_a_korean_particle_does_not_hide_its_noun() -> None:
-    from content.loader import load_content
-
-    answer = QuestionIndex(load_content(CONTENT)).answer("창업 교육이나 강좌를 들을 수 있는 곳 있나요?")
+def test_a_korean_particle_does_not_hide_its_noun(index: QuestionIndex) -> None:
+    answer = index.answer("창업 교육이나 강좌를 들을 수 있는 곳 있나요?")
     assert answer.hits[0].doc == 19  # 교육이나: 교육 and the particle 이나
 
 
-def test_homophone_correction_leaves_real_words_alone() -> None:
-    from content.loader import load_content
-
-    index = QuestionIndex(load_content(CONTENT))
+def test_homophone_correction_leaves_real_words_alone(index: QuestionIndex) -> None:
     assert index.analyzer.analyze("我想带款开店")[0] == "我想带款开店", "the typed text is kept for display"
     assert "贷款" in [t.key for t in index.analyzer.analyze("我想带款开店")[1]]
     assert "贷款" not in [t.key for t in index.analyzer.analyze("带宽不够")[1]], "带宽 is a word: not 贷款"
@@ -134,27 +132,18 @@ async def test_small_talk_gets_a_short_friendly_reply(web_client: TestClient, me
     assert not [a for a in actions(reply) if a.startswith("m:")]
 
 
-def test_a_filler_word_alone_is_not_small_talk() -> None:
-    from content.loader import load_content
-
-    index = QuestionIndex(load_content(CONTENT))
+def test_a_filler_word_alone_is_not_small_talk(index: QuestionIndex) -> None:
     assert index.small_talk("好的 谢谢") == "thanks"
     assert index.small_talk("好的") is None
     assert index.small_talk("好的 我想贷款") is None
 
 
-def test_a_word_said_twice_is_explained_both_times() -> None:
-    from content.loader import load_content
-
-    index = QuestionIndex(load_content(CONTENT))
+def test_a_word_said_twice_is_explained_both_times(index: QuestionIndex) -> None:
     assert index.search("I need a mentor, a real startup mentor")[0].coverage > 0.8
     assert index.answer("I need a mentor, a real startup mentor").hits[0].doc == 20
 
 
-def test_numbers_tell_the_founders_situation_not_the_topic() -> None:
-    from content.loader import load_content
-
-    index = QuestionIndex(load_content(CONTENT))
+def test_numbers_tell_the_founders_situation_not_the_topic(index: QuestionIndex) -> None:
     plain = index.search("想当创业导师")[0]
     with_numbers = index.search("三十五岁了 干了二十年 想当创业导师")[0]
     assert (with_numbers.doc, with_numbers.coverage) == (plain.doc, plain.coverage) == (20, 1.0)
@@ -169,22 +158,17 @@ async def test_a_long_story_is_answered_by_the_clause_that_asks(web_client: Test
     assert "没有找到" in reply["text"]
 
 
-def test_spaces_part_the_clauses_of_a_chinese_message() -> None:
+def test_spaces_part_the_clauses_of_a_chinese_message(index: QuestionIndex) -> None:
     """On a phone a space is the comma; a greeting says nothing about the topic."""
-    from content.loader import load_content
-
     story = "你好 俺是荣成的 在大连打了好几年工 今年想回来和媳妇开个小吃店 门面租好了 "
     story += "听说证照要跑好几个部门 能不能一次办完"
-    answer = QuestionIndex(load_content(CONTENT)).answer(story)
+    answer = index.answer(story)
     assert (answer.kind, answer.hits[0].doc) == ("measure", 1)
 
 
-def test_a_message_one_of_its_best_measures_is_not_about_gets_no_measure() -> None:
+def test_a_message_one_of_its_best_measures_is_not_about_gets_no_measure(index: QuestionIndex) -> None:
     """Hatching chicks shares 孵化 with the incubators (which say they are not about it) and with measure 16;
     a thesis advisor shares 导师 with the mentors and with the training measure."""
-    from content.loader import load_content
-
-    index = QuestionIndex(load_content(CONTENT))
     assert index.answer("孵化小鸡的孵化器温度调多少度").kind == "none"
     assert index.answer("考研想报哈工大威海，哪个导师比较好").kind == "none", "a thesis advisor, not a mentor"
     assert index.answer("孵化器怎么入驻").hits[0].doc == 18
@@ -201,17 +185,13 @@ def test_a_message_one_of_its_best_measures_is_not_about_gets_no_measure() -> No
         ("thanks a lot!", "thanks"),
     ],
 )
-def test_small_talk_may_come_with_function_words(message: str, kind: str) -> None:
-    from content.loader import load_content
-
-    assert QuestionIndex(load_content(CONTENT)).small_talk(message) == kind
+def test_small_talk_may_come_with_function_words(message: str, kind: str, index: QuestionIndex) -> None:
+    assert index.small_talk(message) == kind
 
 
 @pytest.mark.parametrize("message", ["this loan", "机器人创业能贷款吗", "human resources training", "客服电话多少"])
-def test_a_question_that_shares_a_word_with_small_talk_is_a_question(message: str) -> None:
-    from content.loader import load_content
-
-    assert QuestionIndex(load_content(CONTENT)).small_talk(message) is None
+def test_a_question_that_shares_a_word_with_small_talk_is_a_question(message: str, index: QuestionIndex) -> None:
+    assert index.small_talk(message) is None
 
 
 def test_asking_words_neither_explain_a_match_nor_count_against_it(tmp_path: Path) -> None:
@@ -327,9 +307,9 @@ async def test_a_word_of_another_field_keeps_every_measure_out(
         ("俺们几家做渔具的小厂 想一块申报省级特色产业集群", 5),  # 俺们, 几家, 一块 say nothing about the topic
     ],
 )
-def test_endings_and_function_words_do_not_hide_what_a_question_is_about(question: str, measure: int) -> None:
-    from content.loader import load_content
-
-    answer = QuestionIndex(load_content(CONTENT)).answer(question)
+def test_endings_and_function_words_do_not_hide_what_a_question_is_about(
+    question: str, measure: int, index: QuestionIndex
+) -> None:
+    answer = index.answer(question)
     assert answer.kind in ("measure", "list")
     assert answer.hits[0].doc == measure
