@@ -152,17 +152,14 @@ def _word_frequencies(lang: str) -> dict[str, float]:
 
 
 # Front and back nasals, which many typists (and speakers in Shandong) do not tell apart: 专精特兴 for 专精特新.
-_FUZZY_PINYIN = ((re.compile(r"([ei])ng$"), r"\1n"),)
+_BACK_NASAL = re.compile(r"(?<=[ei])ng$")
 
 
 @lru_cache(maxsize=8192)  # the content's own texts come back on every index rebuild
 def _pinyin(text: str) -> tuple[str, ...]:
     from pypinyin import lazy_pinyin
 
-    sounds = lazy_pinyin(text)
-    for pattern, plain in _FUZZY_PINYIN:
-        sounds = [pattern.sub(plain, sound) for sound in sounds]
-    return tuple(sounds)
+    return tuple(_BACK_NASAL.sub("n", sound) for sound in lazy_pinyin(text))
 
 
 def normalize(text: str) -> str:
@@ -480,9 +477,9 @@ class QuestionIndex:
             idf = self.idf.get(term.key, self.max_idf)
             span = range(term.start, term.end)
             part = any(s != span and s.start <= span.start and span.stop <= s.stop for s in spans)
-            said = term.is_word and not part and text[term.start : term.end] not in self.function_words
-            said = said and term.key not in self.asking and not _NUMBER.fullmatch(text[term.start : term.end])
-            said = said and text[term.start : term.end] not in self.smalltalk_kinds  # 你好, 请问贷款……
+            typed = text[term.start : term.end]
+            said = term.is_word and not part and typed not in self.function_words and term.key not in self.asking
+            said = said and not _NUMBER.fullmatch(typed) and typed not in self.smalltalk_kinds  # 二十年, 你好
             if said and idf >= UBIQUITOUS_IDF and term.key not in QUANTITY_WORDS:
                 words.append((span, min(idf, self._everyday_weight(term.key))))
         return words
@@ -539,8 +536,12 @@ def _any_phrase(phrases: Iterable[str], plurals: bool = True) -> re.Pattern[str]
     """Finds any of the phrases, longest first; Latin ones as whole words (car and, with `plurals`, cars:
     not card; AI in AI예요), the others anywhere."""
     plural = "s?" if plurals else ""
-    parts = [rf"(?<![a-z0-9]){re.escape(p)}{plural}(?![a-z0-9])" if _LATIN.match(p) else re.escape(p) for p in phrases]
-    return re.compile("|".join(sorted(parts, key=len, reverse=True)))
+    return re.compile(
+        "|".join(
+            rf"(?<![a-z0-9]){re.escape(p)}{plural}(?![a-z0-9])" if _LATIN.match(p) else re.escape(p)
+            for p in sorted(phrases, key=len, reverse=True)
+        )
+    )
 
 
 def _coverage(words: list[tuple[range, float]], covered: set[int]) -> float:
