@@ -126,8 +126,11 @@ class UserStore:
 
 
 async def _refound_groups(session: AsyncSession, groups: set[int], forms: set[str]) -> None:
-    """Groups that a forgotten user's question founded, and that others' questions still belong to, take
-    the wording of one of those instead (a group whose rows are all gone was deleted by the trigger)."""
+    """Groups that a forgotten user's question founded, and that others' questions still belong to, are
+    founded again by the wording of one of those (a group whose rows are all gone was deleted by the trigger).
+
+    A group founded again gets a new id: a running inquiry log sees a founder it does not know and loads the
+    founders afresh, so no worker keeps grouping by (or holding) the forgotten wording."""
     founded = select(QuestionFounder).where(QuestionFounder.id.in_(groups), QuestionFounder.form.in_(forms))
     for founder in (await session.scalars(founded)).all():
         member = select(Inquiry.text).where(Inquiry.question_group == founder.id, Inquiry.text.is_not(None)).limit(1)
@@ -138,8 +141,13 @@ async def _refound_groups(session: AsyncSession, groups: set[int], forms: set[st
             ungroup = update(Inquiry).where(Inquiry.question_group == founder.id).values(question_group=None)
             await session.execute(ungroup)
             await session.delete(founder)  # its rows are grouped by the report, as rows without a group are
-        else:
-            founder.form, founder.digest = form, form_digest(form)
+        elif taken is None:  # (taken is the founder itself when the member's form is the same)
+            await session.delete(founder)
+            again = QuestionFounder(form=form, digest=form_digest(form))
+            session.add(again)
+            await session.flush()
+            regroup = update(Inquiry).where(Inquiry.question_group == founder.id).values(question_group=again.id)
+            await session.execute(regroup)
 
 
 def _profile(stored: dict | None) -> Profile | None:
