@@ -100,6 +100,7 @@ KINDS = {
     "targets": "目标 targets",
     "help": "帮助 help",
     "question": "提问 question",
+    "rejected": "答非所问 not what was asked",
     "smalltalk": "闲聊 small talk",
     "match": "匹配 match",
     "profile": "画像 profile",
@@ -246,6 +247,7 @@ def totals(report: DemandReport) -> list[tuple[str, int]]:
         ("深度链接 Deep links", sum(m.deeplinks for m in report.measures)),
         ("提问 Questions", kinds["question"]),
         ("提问命中措施 Questions answered with a measure", sum(m.question_hits for m in report.measures)),
+        ("答非所问 Answers that were not what was asked", kinds["rejected"]),
         ("匹配请求 Match requests", kinds["match"]),
         ("匹配到的措施 Measures matched", sum(m.matches for m in report.measures)),
     ]

@@ -14,6 +14,7 @@ from handlers.vocabulary import FIELDS
 
 _PATTERN = re.compile(r"(?P<name>[a-z_]{1,16})(?::(?P<arg>[a-z0-9_]{1,24}))?")
 _NUMBERED = {"plan", "m", "stp", "aut"}
+_QUESTION_KEY = re.compile(r"[0-9a-f]{10}")  # storage.questions.question_key
 _SIMPLE = {
     "home", "plans", "targets", "help", "forget", "forget_yes", "forget_no", "lang_menu",
     "profile", "pedit", "pclear", "match",
@@ -53,6 +54,8 @@ def parse_action(payload: str | None) -> Action | None:
         return Action(name, arg=arg)
     if name == "fu" and arg in ANSWERS:
         return Action(name, arg=arg)
+    if name == "miss" and arg is not None and _QUESTION_KEY.fullmatch(arg):
+        return Action(name, arg=arg)
     return None
 
 
@@ -62,6 +65,11 @@ def plan_action(number: int) -> str:
 
 def measure_action(number: int) -> str:
     return f"m:{number}"
+
+
+def not_asked_action(key: str) -> str:
+    """The "not what I asked" button of the answer to the question whose key is `key`."""
+    return f"miss:{key}"
 
 
 def lang_action(lang: str) -> str:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from content.loader import Content
 from content.schema import Measure
-from handlers.actions import lang_action, measure_action, plan_action
+from handlers.actions import lang_action, measure_action, not_asked_action, plan_action
 from handlers.i18n import LANGUAGE_NAMES, format_figure, gettext_for
 from handlers.replies import Button, Reply
 from handlers.search import TARGETS, Hit
@@ -198,6 +198,22 @@ def search_results(content: Content, hits: Sequence[Hit], lang: str) -> Reply:
         buttons.append([button])
     buttons.append(nav_row(lang))
     return Reply("\n".join(lines), buttons)
+
+
+def with_not_asked_button(reply: Reply, key: str, lang: str) -> Reply:
+    """An answer to a free-text question, with a way to say it missed: above the navigation row."""
+    _ = gettext_for(lang)
+    button = [Button(_("Not what I asked"), not_asked_action(key))]
+    return Reply(reply.text, [*reply.buttons[:-1], button, *reply.buttons[-1:]])
+
+
+def not_asked(content: Content, lang: str, noted: bool) -> Reply:
+    """The reply to "not what I asked": honest help, and whether the question was noted for the admins."""
+    _ = gettext_for(lang)
+    reply = no_answer(content, lang)
+    if not noted:
+        return reply
+    return reply.after(_("Thank you for telling me. I have noted your question, so that the content can be improved."))
 
 
 def no_answer(content: Content, lang: str) -> Reply:

@@ -25,6 +25,7 @@ from handlers.search import TARGETS, Answer, QuestionIndex
 from handlers.vocabulary import MULTIPLE, label
 from storage.announcements import AnnouncementStore, Audience
 from storage.inquiry_log import InquiryLog, InquiryRecord
+from storage.questions import question_key
 from storage.users import Pseudonymizer, UserRecord, UserStore
 
 log = logging.getLogger(__name__)
@@ -141,6 +142,7 @@ class Assistant:
             "asend_later": self._announce_send,
             "acancel": self._announce_cancel,
             "fu": self._followup_answer,
+            "miss": self._not_asked,
         }
         self._commands: dict[str, str] = {
             "start": "home",
@@ -286,12 +288,22 @@ class Assistant:
         if answer.kind == "none":
             return [cards.no_answer(turn.content, lang)]
         if answer.kind == "targets":
-            return [cards.targets_card(turn.content, lang)]
-        if answer.kind == "measure":
+            reply = cards.targets_card(turn.content, lang)
+        elif answer.kind == "measure":
             measures = [turn.content.measures[hit.doc] for hit in answer.hits]
             await self._plan_followup(turn, measures[0].number)
-            return [cards.measure_card(turn.content, measures[0], lang, related=measures[1:])]
-        return [cards.search_results(turn.content, answer.hits, lang)]
+            reply = cards.measure_card(turn.content, measures[0], lang, related=measures[1:])
+        else:
+            reply = cards.search_results(turn.content, answer.hits, lang)
+        return [cards.with_not_asked_button(reply, question_key(printable(text)), lang)]
+
+    async def _not_asked(self, turn: Turn, action: Action) -> list[Reply]:
+        """The user says the answer to their question was not what they asked: it goes to the admins as an
+        unanswered question (once), and the user gets the help for a question without an answer."""
+        asked = await turn.inquiries.asked(turn.pseudonym, action.arg or "")
+        if asked is not None and not asked.rejected:
+            turn.log("rejected", text=asked.text, answered=False, measure=asked.first_measure, results=asked.results)
+        return [cards.not_asked(turn.content, turn.lang, noted=asked is not None)]
 
     async def _deep_link(self, turn: Turn, payload: str) -> list[Reply]:
         found = re.fullmatch(r"m(\d{1,3})", payload.strip().lower())

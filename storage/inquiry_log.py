@@ -25,12 +25,36 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database
-from storage.models import CARD_STEP, MATCH_STEP, DailyInquiries, DailyPlaces, Inquiry, QuestionFounder, utcnow
-from storage.questions import QuestionGrouper, form_digest, question_form
+from storage.models import (
+    CARD_STEP,
+    MATCH_STEP,
+    UNANSWERED_KINDS,
+    DailyInquiries,
+    DailyPlaces,
+    Inquiry,
+    QuestionFounder,
+    utcnow,
+)
+from storage.questions import QuestionGrouper, form_digest, question_form, question_key
 
 log = logging.getLogger(__name__)
 
 POISON_AFTER_FAILURES = 3
+# How far back a "not what I asked" button finds its question among the user's latest rows.
+RECENT_ROWS = 50
+
+
+@dataclass(frozen=True)
+class AskedQuestion:
+    """A user's answered question as logged, and whether they already said the answer was not what they asked."""
+
+    text: str
+    results: list[Any]
+    rejected: bool
+
+    @property
+    def first_measure(self) -> int | None:
+        return first_hit("question", True, self.results)
 
 
 @dataclass(frozen=True)
@@ -99,6 +123,23 @@ class InquiryLog:
             await asyncio.gather(self._writer, return_exceptions=True)
             self._writer = None
         await self._write_pending()
+
+    async def asked(self, pseudonym: str, key: str) -> AskedQuestion | None:
+        """The user's recent answered question whose `question_key` is `key`, once what is queued is written."""
+        await self.flush()
+        latest = (
+            select(Inquiry.kind, Inquiry.text, Inquiry.results)
+            .where(Inquiry.user_pseudonym == pseudonym, Inquiry.kind.in_(UNANSWERED_KINDS), Inquiry.text.is_not(None))
+            .order_by(Inquiry.id.desc())
+            .limit(RECENT_ROWS)
+        )
+        async with self.db.reads.connect() as conn:
+            rows = [row for row in (await conn.execute(latest)).all() if question_key(row.text) == key]
+        question = next((row for row in rows if row.kind == "question"), None)
+        if question is None:
+            return None
+        results = question.results if isinstance(question.results, list) else []
+        return AskedQuestion(question.text, results, rejected=any(row.kind == "rejected" for row in rows))
 
     @property
     def pending(self) -> int:
@@ -247,7 +288,7 @@ class InquiryLog:
 
 def is_unanswered(kind: str, answered: Any, text: str | None) -> bool:
     """A question the assistant could not answer: the reports group these by near-duplicates."""
-    return kind == "question" and answered is not None and not answered and text is not None
+    return kind in UNANSWERED_KINDS and answered is not None and not answered and text is not None
 
 
 def first_hit(kind: str, answered: Any, results: Any) -> int | None:

@@ -51,6 +51,11 @@ def form_digest(form: str) -> str:
     return hashlib.blake2b(form.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
+def question_key(text: str) -> str:
+    """A short key for a question as logged, for a button that refers back to it (a button payload is small)."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=5).hexdigest()
+
+
 def bigrams(text: str) -> frozenset[str]:
     """The character bigrams of a normalised text (a one-character text is its own gram)."""
     return frozenset(text[i : i + 2] for i in range(len(text) - 1)) if len(text) > 1 else frozenset(text)

@@ -32,7 +32,15 @@ from sqlalchemy.sql.elements import ColumnElement, UnaryExpression
 from sqlalchemy.sql.operators import custom_op
 
 from storage.db import Database
-from storage.models import CARD_STEP, MATCH_STEP, DailyInquiries, DailyPlaces, Inquiry, QuestionFounder
+from storage.models import (
+    CARD_STEP,
+    MATCH_STEP,
+    UNANSWERED_KINDS,
+    DailyInquiries,
+    DailyPlaces,
+    Inquiry,
+    QuestionFounder,
+)
 from storage.questions import QuestionGrouper, normalise, wording
 
 if TYPE_CHECKING:
@@ -50,6 +58,7 @@ KIND_ORDER = (
     "targets",
     "help",
     "question",
+    "rejected",
     "smalltalk",
     "match",
     "profile",
@@ -81,7 +90,8 @@ class Period:
 
 @dataclass
 class MeasureDemand:
-    """Demand for one measure. `total` is the sum of the four counts."""
+    """Demand for one measure. `total` is the sum of the four counts; `rejected` (not in it) counts the
+    questions answered first with the measure whose askers said it was not what they asked."""
 
     measure: int
     plan: int | None
@@ -91,6 +101,7 @@ class MeasureDemand:
     question_hits: int = 0
     matches: int = 0
     total: int = 0
+    rejected: int = 0
 
 
 @dataclass
@@ -289,7 +300,9 @@ def _statements(dialect: str, since: datetime, until: datetime) -> dict[str, Sel
         "grouped": select(Inquiry.question_group, Inquiry.text, func.count())
         .where(Inquiry.question_group.is_not(None), Inquiry.text.is_not(None), created >= since, created < until)
         .group_by(Inquiry.question_group, Inquiry.text),
-        "unanswered": select(func.count()).where(Inquiry.kind == "question", Inquiry.answered == false(), window),
+        "unanswered": select(func.count()).where(
+            Inquiry.kind.in_(UNANSWERED_KINDS), Inquiry.answered == false(), window
+        ),
     }
 
 
@@ -298,7 +311,7 @@ def _ungrouped_query(since: datetime, until: datetime) -> Select[Any]:
     return (
         select(Inquiry.text, func.count())
         .where(
-            Inquiry.kind == "question",
+            Inquiry.kind.in_(UNANSWERED_KINDS),
             Inquiry.answered == false(),
             Inquiry.question_group.is_(None),
             Inquiry.text.is_not(None),
@@ -397,6 +410,8 @@ def _add_facets(
                 row.deeplinks += n
             if plan:
                 plan_of.setdefault(measure, plan)
+        elif kind == "rejected" and measure:
+            demand(measure).rejected += n
         if hit:
             demand(hit).question_hits += n
     for channel, district, n in places:
@@ -550,7 +565,7 @@ def _long_rows(report: DemandReport) -> Iterator[tuple[str, Any, Any, str, Any]]
     yield "period", "until", "", "until", report.until.isoformat()
     yield "period", "inquiries", "", "count", report.inquiries
     for m in report.measures:
-        for metric in ("views", "deeplinks", "question_hits", "matches", "total"):
+        for metric in ("views", "deeplinks", "question_hits", "matches", "total", "rejected"):
             yield "measures", m.measure, m.title or "", metric, getattr(m, metric)
     for p in report.plans:
         for metric in ("measure_rows", "menu_views", "total"):
@@ -616,9 +631,9 @@ def to_table(report: DemandReport) -> str:
         f"Demand report {report.since.isoformat()} to {report.until.isoformat()} (UTC): {report.inquiries} inquiries",
         _grid(
             "Measures",
-            ["measure", "title", "views", "deeplinks", "question_hits", "matches", "total"],
+            ["measure", "title", "views", "deeplinks", "question_hits", "matches", "total", "rejected"],
             [
-                [m.measure, m.title or "", m.views, m.deeplinks, m.question_hits, m.matches, m.total]
+                [m.measure, m.title or "", m.views, m.deeplinks, m.question_hits, m.matches, m.total, m.rejected]
                 for m in report.measures
             ],
         ),

@@ -58,6 +58,7 @@ LOG = [
     row("u2", 7, "deeplink", measure=7, plan=3, text="m7"),
     row("u1", 8, "measure", measure=14, plan=4),
     row("u2", 9, "question", text="创业担保贷款怎么申请", answered=True, results=[hit(7, 1), hit(10, 2)]),
+    row("u2", 10, "rejected", measure=7, text="创业担保贷款怎么申请", answered=False, results=[hit(7, 1), hit(10, 2)]),
     row("u2", 12, "question", text="怎么办营业执照", answered=False, results=[]),
     row("u4", 13, "question", text="怎么办营业执照？", answered=False, results=[]),
     row("u4", 13, "question", text=NASTY, answered=False, results=[]),
@@ -368,11 +369,12 @@ async def test_an_untrusted_peer_cannot_choose_its_address(client: TestClient) -
 async def test_page_csv_and_json_show_the_numbers_of_demand_report(client: TestClient, report: DemandReport) -> None:
     seven = next(m for m in report.measures if m.measure == 7)
     assert (seven.views, seven.deeplinks, seven.question_hits, seven.matches, seven.total) == (3, 1, 1, 1, 6)
+    assert seven.rejected == 1, "not in the total: the question was asked once"
     assert (await login(client)).status == 303
     html = await (await client.get(f"/admin?{QUERY}")).text()
     tables = Tables(html).tables
 
-    numbers = ("views", "deeplinks", "question_hits", "matches", "total")
+    numbers = ("views", "deeplinks", "question_hits", "matches", "total", "rejected")
     expected = [
         [str(m.measure), m.title or "", str(m.plan or ""), *(str(getattr(m, n)) for n in numbers)]
         for m in report.measures
@@ -394,7 +396,7 @@ async def test_page_csv_and_json_show_the_numbers_of_demand_report(client: TestC
     ]
     assert [int(r[1]) for r in tables["funnel"]] == [f.users for f in report.funnel]
     assert [r[2] for r in tables["context"]] == [str(c.interest) for c in report.context]
-    assert sum(int(r[-1]) for r in tables["weeks"]) == report.inquiries == 12
+    assert sum(int(r[-1]) for r in tables["weeks"]) == report.inquiries == 13
     assert re.search(rf"<dt>咨询总数 Inquiries</dt><dd>{report.inquiries}</dd>", html)
     assert 'data-measure="7" data-metric="views" data-value="3"' in html
 
@@ -407,7 +409,7 @@ async def test_page_csv_and_json_show_the_numbers_of_demand_report(client: TestC
     assert "attachment" in response.headers["Content-Disposition"]
     assert (await response.read()).decode("utf-8-sig") == to_csv(report)
     rows = list(csv.DictReader(io.StringIO(to_csv(report))))
-    assert ["inquiries", "12"] in [[r["key"], r["value"]] for r in rows if r["section"] == "period"]
+    assert ["inquiries", "13"] in [[r["key"], r["value"]] for r in rows if r["section"] == "period"]
     as_json = await (await client.get(f"/admin/report.json?{QUERY}")).text()
     assert json.loads(as_json) == json.loads(to_json(report))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from content.loader import load_content
 from content.store import ContentStore
 from handlers.search import QuestionIndex
 from storage.models import Inquiry
+from storage.reports import Period, demand_report
 from tests.conftest import CONTENT
 from tests.fake_telegram import FakeTelegram
 from tests.test_local_chat import actions, chat
@@ -216,6 +218,43 @@ async def test_a_question_and_its_ranked_results_are_logged(web_client: TestClie
     assert logged.answered is True
     assert [r["rank"] for r in logged.results] == list(range(1, len(logged.results) + 1))
     assert 7 in [r["measure"] for r in logged.results]
+
+
+async def test_an_answer_that_missed_reaches_the_admins_as_an_unanswered_question(
+    web_client: TestClient, services: Services
+) -> None:
+    (answer,) = await chat(web_client, text="送外卖的能交工伤保险吗")
+    (miss,) = [action for action, label in actions(answer).items() if label == "不是我要问的"]
+
+    for _ in range(2):  # a second press notes nothing more
+        (reply,) = await chat(web_client, action=miss)
+        assert "已经记下" in reply["text"] and "就业创业服务站" in reply["text"]
+        assert "plans" in actions(reply)
+
+    await services.inquiries.flush()
+    async with services.db.session() as session:
+        (rejected,) = (await session.scalars(select(Inquiry).where(Inquiry.kind == "rejected"))).all()
+    assert (rejected.text, rejected.answered, rejected.measure) == ("送外卖的能交工伤保险吗", False, 6)
+    now = datetime.now(UTC)
+    report = await demand_report(services.db, Period(now - timedelta(hours=1), now + timedelta(hours=1)))
+    assert [q.text for q in report.unanswered] == ["送外卖的能交工伤保险吗"]
+    assert {m.measure: m.rejected for m in report.measures if m.rejected} == {6: 1}
+
+
+async def test_not_what_i_asked_refers_only_to_the_users_own_questions(
+    web_client: TestClient, services: Services
+) -> None:
+    (answer,) = await chat(web_client, text="送外卖的能交工伤保险吗")
+    (miss,) = [action for action, label in actions(answer).items() if label == "不是我要问的"]
+    (reply,) = await chat(web_client, session="someone-else", action=miss)
+    assert "没有找到" in reply["text"] and "已经记下" not in reply["text"]
+    (reply,) = await chat(web_client, action="miss:0123456789")
+    assert "没有找到" in reply["text"] and "已经记下" not in reply["text"]
+    (reply,) = await chat(web_client, action="miss:not-a-key")
+    assert "过期" in reply["text"]
+    await services.inquiries.flush()
+    async with services.db.session() as session:
+        assert (await session.scalars(select(Inquiry).where(Inquiry.kind == "rejected"))).all() == []
 
 
 async def test_questions_work_on_telegram(telegram_bot: FakeTelegram) -> None:
