@@ -2,9 +2,11 @@
 
     python bench/search_quality.py [--questions bench/questions.yaml] [--verbose]
 
-Prints top-1 and top-3 accuracy over the question set, the no-answer precision (off-topic
-messages answered without a measure) and recall, small-talk handling, and the latency of
-answering one question against all content (p50, p99).
+Prints top-1 and top-3 accuracy over the question set, the no-answer precision (of the messages
+answered without a measure, how many were off-topic; "tell me more" replies to messages that
+name nothing specific count as answered without a measure), how many off-topic messages got
+no measure, small-talk handling, and the latency of answering one question against all content
+(p50, p99).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 from content.loader import load_content  # noqa: E402
 from handlers.search import TARGETS, QuestionIndex  # noqa: E402
+
+NO_MEASURE = ("none", "vague")
 
 
 def expected_of(item: dict) -> tuple[str, set[int]]:
@@ -76,8 +80,8 @@ def main() -> int:
                 )
         elif kind == "none":
             counts["offtopic"] += 1
-            counts["offtopic_ok"] += answer.kind == "none"
-            if args.verbose and answer.kind != "none":
+            counts["offtopic_ok"] += answer.kind in NO_MEASURE
+            if args.verbose and answer.kind not in NO_MEASURE:
                 print(f"FALSE ANSWER {item['q']!r}: {answer.kind} {got}")
         else:
             counts["smalltalk"] += 1
@@ -85,8 +89,9 @@ def main() -> int:
             counts["smalltalk_measure"] += answer.kind in ("measure", "list", "targets")
             if args.verbose and answer.kind != "smalltalk":
                 print(f"SMALLTALK MISSED {item['q']!r}: {answer.kind} {got}")
-        counts["no_answer_given"] += answer.kind == "none"
-        counts["no_answer_right"] += answer.kind == "none" and kind == "none"
+        counts["no_answer_given"] += answer.kind in NO_MEASURE
+        counts["no_answer_right"] += answer.kind in NO_MEASURE and kind == "none"
+        counts["vague"] += answer.kind == "vague"
 
     for _ in range(5):  # steadier latency figures
         for item in items:
@@ -110,6 +115,7 @@ def main() -> int:
         else "no-answer precision: n/a (never said no answer)"
     )
     print(f"off-topic never answered with a measure: {counts['offtopic_ok']}/{counts['offtopic']}")
+    print(f"asked to say more (named nothing specific): {counts['vague']}")
     print(
         f"small talk recognised: {counts['smalltalk_ok']}/{counts['smalltalk']} "
         f"(answered with a measure: {counts['smalltalk_measure']})"

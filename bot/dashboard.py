@@ -101,6 +101,7 @@ KINDS = {
     "help": "帮助 help",
     "question": "提问 question",
     "rejected": "答非所问 not what was asked",
+    "vague": "笼统提问 vague question",
     "smalltalk": "闲聊 small talk",
     "match": "匹配 match",
     "profile": "画像 profile",

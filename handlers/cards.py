@@ -227,6 +227,17 @@ def no_answer(content: Content, lang: str) -> Reply:
     return Reply(text, [[Button(_("Browse the 7 plans"), "plans")], nav_row(lang)])
 
 
+def tell_me_more(lang: str) -> Reply:
+    """The reply to a question that names nothing specific ("我想创业", "怎么申请")."""
+    _ = gettext_for(lang)
+    text = _(
+        "Tell me a little more about what you need, and I will find the measures for it: for example "
+        '"a loan to open a small shop", "cheap office space" or "a mentor for my project". '
+        "Or let me match the measures to your situation."
+    )
+    return Reply(text, main_menu(lang).buttons)
+
+
 def small_talk(kind: str, lang: str) -> Reply:
     _ = gettext_for(lang)
     if kind == "identity":

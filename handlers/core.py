@@ -284,6 +284,9 @@ class Assistant:
         if answer.kind == "smalltalk":
             turn.log("smalltalk", text=text, answered=True)
             return [cards.small_talk(answer.smalltalk or "greeting", lang)]
+        if answer.kind == "vague":
+            turn.log("vague", text=text, answered=False)
+            return [cards.tell_me_more(lang)]
         turn.log("question", text=text, answered=answer.kind != "none", results=_results(answer))
         if answer.kind == "none":
             return [cards.no_answer(turn.content, lang)]

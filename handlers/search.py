@@ -332,7 +332,7 @@ class Hit:
 
 @dataclass(frozen=True)
 class Answer:
-    kind: Literal["measure", "list", "targets", "smalltalk", "none"]
+    kind: Literal["measure", "list", "targets", "smalltalk", "vague", "none"]
     hits: list[Hit] = field(default_factory=list)
     smalltalk: str | None = None
     lang: str | None = None
@@ -414,6 +414,11 @@ class QuestionIndex:
         """Documents ranked by relevance to `text`, best first, with the words that matched and
         how much of the message they cover."""
         normalized, terms = self.analyzer.analyze(text)
+        return self._search(normalized, terms, self._meaningful_words(normalized, terms), limit)
+
+    def _search(
+        self, normalized: str, terms: list[Term], meaningful: list[tuple[range, float]], limit: int = 5
+    ) -> list[Hit]:
         query: dict[str, Term] = {}
         places: dict[str, set[int]] = defaultdict(set)  # every place a key stands, for a word said twice
         for term in terms:
@@ -422,7 +427,6 @@ class QuestionIndex:
             places[term.key].update(range(term.start, term.end))
         if self.not_about_plan and self.not_about_plan.search(normalized):
             return []
-        meaningful = self._meaningful_words(normalized, terms)
         # A long message tells a story before it asks ("厂子裁员了……听说有贴息的创业贷款，俺能贷吗"): a match
         # may explain the whole message or one of its clauses that says enough on its own.
         breaks = [0, *(b.start() for b in _CLAUSE_BREAKS.finditer(normalized)), len(normalized)]
@@ -515,7 +519,11 @@ class QuestionIndex:
         talk = self.small_talk(text)
         if talk:
             return Answer("smalltalk", smalltalk=talk, lang=lang)
-        hits = [h for h in self.search(text) if h.score >= MIN_SCORE]
+        normalized, terms = self.analyzer.analyze(text)
+        meaningful = self._meaningful_words(normalized, terms)
+        if not meaningful and not _unknown_words(normalized, terms):  # 我想创业, 怎么申请, help me
+            return Answer("vague", lang=lang)
+        hits = [h for h in self._search(normalized, terms, meaningful) if h.score >= MIN_SCORE]
         top = next((h for h in hits if _answerable(h)), None)
         if top is None:
             return Answer("none", lang=lang)
@@ -546,10 +554,23 @@ def _any_phrase(phrases: Iterable[str], plurals: bool = True) -> re.Pattern[str]
 
 def _coverage(words: list[tuple[range, float]], covered: set[int]) -> float:
     """The share of the words' weight that the covered places explain; a word counts by the share of
-    it that matched (身份 in 身份证 explains two thirds of it)."""
+    it that matched (身份 in 身份证 explains two thirds of it). Nothing is explained where nothing
+    specific was said."""
     total = sum(weight for _span, weight in words)
     found = sum(weight * len(covered.intersection(span)) / len(span) for span, weight in words)
-    return found / total if total else 1.0
+    return found / total if total else 0.0
+
+
+def _unknown_words(text: str, terms: list[Term]) -> bool:
+    """Whether the message has Chinese words the segmenter does not know (two characters or more that are
+    in no word: 低保): it may be about something, just not in words the assistant knows."""
+    in_words = {i for t in terms if t.is_word for i in range(t.start, t.end)}
+    run = 0
+    for i, char in enumerate(text):
+        run = run + 1 if _CJK.match(char) and char not in BIGRAM_STOP_CHARS and i not in in_words else 0
+        if run >= 2:
+            return True
+    return False
 
 
 def _asks_quantity(text: str) -> bool:

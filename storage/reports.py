@@ -59,6 +59,7 @@ KIND_ORDER = (
     "help",
     "question",
     "rejected",
+    "vague",
     "smalltalk",
     "match",
     "profile",

@@ -220,6 +220,33 @@ async def test_a_question_and_its_ranked_results_are_logged(web_client: TestClie
     assert 7 in [r["measure"] for r in logged.results]
 
 
+@pytest.mark.parametrize("message", ["我想创业", "怎么申请？", "5", "help me", "창업"])
+def test_a_message_that_names_nothing_specific_is_asked_for_more(message: str, index: QuestionIndex) -> None:
+    assert index.answer(message).kind == "vague"
+
+
+def test_a_message_whose_topic_the_assistant_does_not_know_is_not_answered(index: QuestionIndex) -> None:
+    """低保 is in no dictionary the assistant has: 申请条件 alone must not pick a measure for it."""
+    assert index.answer("低保申请条件是啥").kind == "none"
+
+
+async def test_a_vague_question_gets_examples_and_the_menu_and_is_not_counted_unanswered(
+    web_client: TestClient, services: Services
+) -> None:
+    (reply,) = await chat(web_client, text="我想创业")
+    assert "具体" in reply["text"] and "没有找到" not in reply["text"]
+    assert {"match", "plans"} <= set(actions(reply))
+    (reply,) = await chat(web_client, session="english-speaker", text="help me")
+    assert reply["text"].startswith("Tell me a little more")
+    await services.inquiries.flush()
+    async with services.db.session() as session:
+        logged = (await session.scalars(select(Inquiry.kind).where(Inquiry.text == "我想创业"))).all()
+    assert logged == ["vague"]
+    now = datetime.now(UTC)
+    report = await demand_report(services.db, Period(now - timedelta(hours=1), now + timedelta(hours=1)))
+    assert report.unanswered == []
+
+
 async def test_an_answer_that_missed_reaches_the_admins_as_an_unanswered_question(
     web_client: TestClient, services: Services
 ) -> None:

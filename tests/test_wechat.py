@@ -330,4 +330,5 @@ async def test_forget_deletes_the_menu_with_the_user(wechat: TestClient, service
     assert await services.assistant.users.menu(pseudonym) is not None
     await services.assistant.users.forget(pseudonym)
     assert await services.assistant.users.menu(pseudonym) is None
-    assert "为我匹配政策" not in await chat.say("1"), "a digit with no menu is read as a question"
+    reply = await chat.say("1")
+    assert "具体说说" in reply and "简单介绍一下你自己" not in reply, "a digit with no menu is read as a question"
