@@ -125,17 +125,18 @@ class InquiryLog:
         await self._write_pending()
 
     async def asked(self, pseudonym: str, key: str) -> AskedQuestion | None:
-        """The user's recent answered question whose `question_key` is `key`, once what is queued is written."""
+        """The user's recent answered question whose `question_key` is `key`, once what is queued is written
+        (one the assistant could not answer is among the unanswered already)."""
         await self.flush()
         latest = (
-            select(Inquiry.kind, Inquiry.text, Inquiry.results)
+            select(Inquiry.kind, Inquiry.text, Inquiry.answered, Inquiry.results)
             .where(Inquiry.user_pseudonym == pseudonym, Inquiry.kind.in_(UNANSWERED_KINDS), Inquiry.text.is_not(None))
             .order_by(Inquiry.id.desc())
             .limit(RECENT_ROWS)
         )
         async with self.db.reads.connect() as conn:
             rows = [row for row in (await conn.execute(latest)).all() if question_key(row.text) == key]
-        question = next((row for row in rows if row.kind == "question"), None)
+        question = next((row for row in rows if row.kind == "question" and row.answered), None)
         if question is None:
             return None
         results = question.results if isinstance(question.results, list) else []

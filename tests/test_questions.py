@@ -13,8 +13,10 @@ from sqlalchemy import select
 from bot.app import Services
 from content.loader import load_content
 from content.store import ContentStore
+from handlers.actions import not_asked_action
 from handlers.search import QuestionIndex
 from storage.models import Inquiry
+from storage.questions import question_key
 from storage.reports import Period, demand_report
 from tests.conftest import CONTENT
 from tests.fake_telegram import FakeTelegram
@@ -277,6 +279,9 @@ async def test_not_what_i_asked_refers_only_to_the_users_own_questions(
     assert "没有找到" in reply["text"] and "已经记下" not in reply["text"]
     (reply,) = await chat(web_client, action="miss:0123456789")
     assert "没有找到" in reply["text"] and "已经记下" not in reply["text"]
+    await chat(web_client, text="明天威海天气怎么样")
+    (reply,) = await chat(web_client, action=not_asked_action(question_key("明天威海天气怎么样")))
+    assert "已经记下" not in reply["text"], "a question without an answer is in the report already"
     (reply,) = await chat(web_client, action="miss:not-a-key")
     assert "过期" in reply["text"]
     await services.inquiries.flush()
