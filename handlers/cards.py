@@ -104,6 +104,15 @@ def measure_card(content: Content, measure: Measure, lang: str, related: Sequenc
     return Reply("\n".join(lines), [*buttons, nav_row(lang, back=plan_action(measure.plan))])
 
 
+def about_measure(content: Content, measure: Measure, lang: str) -> Reply:
+    """A follow-up question on the measure just opened ("怎么申请", "要带什么材料"): whom to ask, and the card."""
+    _ = gettext_for(lang)
+    title = _("About measure {number} ({title}):").format(number=measure.number, title=measure.title.get(lang))
+    lines = [title, "", *where_to_ask(content, measure, lang), "", *department_lines(content, measure, lang)]
+    buttons = [[measure_button(measure, lang)], nav_row(lang, back=plan_action(measure.plan))]
+    return Reply("\n".join(lines), buttons)
+
+
 def measure_button(measure: Measure, lang: str, prefix: str = "") -> Button:
     _ = gettext_for(lang)
     label = _("{number}. {title}").format(number=measure.number, title=measure.title.get(lang))

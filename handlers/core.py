@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from content.loader import Content
-from content.schema import Profile
+from content.schema import Measure, Profile
 from content.store import ContentStore
 from handlers import announcements, cards, followup, profile_cards
 from handlers.actions import PROFILE_SETTERS, Action, parse_action
@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
 _COMMAND = re.compile(r"^/(?P<name>[A-Za-z0-9_]{1,32})(?:@\S+)?(?:\s+(?P<arg>.*))?$", re.S)
 _MEASURE_COMMAND = re.compile(r"^m(\d{1,3})$")
+# How long after opening a measure's card a question that names nothing ("怎么申请") is taken to be about it.
+TOPIC_TTL = timedelta(minutes=30)
 
 
 def printable(text: str) -> str:
@@ -214,6 +216,24 @@ class Assistant:
             await self.users.set_followup(turn.pseudonym, planned)
             turn.user = replace(turn.user, followup=planned)
 
+    async def _opened(self, turn: Turn, measure: int) -> None:
+        """The user sees measure `measure`'s card: ask later whether it helped, and take it as the topic."""
+        await self._plan_followup(turn, measure)
+        await self.users.set_topic(turn.pseudonym, measure)
+
+    async def _moved_on(self, turn: Turn) -> None:
+        """The conversation is no longer about one measure."""
+        if turn.user.topic is not None:
+            await self.users.set_topic(turn.pseudonym, None)
+
+    @staticmethod
+    def _topic(turn: Turn) -> Measure | None:
+        """The measure the user opened in the last TOPIC_TTL, if it is still in the content."""
+        user = turn.user
+        if user.topic is None or user.topic_at is None or datetime.now(UTC) - user.topic_at > TOPIC_TTL:
+            return None
+        return turn.content.measures.get(user.topic)
+
     async def _followup_answer(self, turn: Turn, action: Action) -> list[Reply]:
         state = turn.user.followup or {}
         if state.get("state") not in ("asked", "pending"):
@@ -285,19 +305,32 @@ class Assistant:
             turn.log("smalltalk", text=text, answered=True)
             return [cards.small_talk(answer.smalltalk or "greeting", lang)]
         if answer.kind == "vague":
-            turn.log("vague", text=text, answered=False)
-            return [cards.tell_me_more(lang)]
+            return await self._vague_question(turn, text, lang)
         turn.log("question", text=text, answered=answer.kind != "none", results=_results(answer))
+        if answer.kind == "measure":
+            measures = [turn.content.measures[hit.doc] for hit in answer.hits]
+            await self._opened(turn, measures[0].number)
+            reply = cards.measure_card(turn.content, measures[0], lang, related=measures[1:])
+            return [cards.with_not_asked_button(reply, question_key(printable(text)), lang)]
+        await self._moved_on(turn)
         if answer.kind == "none":
             return [cards.no_answer(turn.content, lang)]
         if answer.kind == "targets":
             reply = cards.targets_card(turn.content, lang)
-        elif answer.kind == "measure":
-            measures = [turn.content.measures[hit.doc] for hit in answer.hits]
-            await self._plan_followup(turn, measures[0].number)
-            reply = cards.measure_card(turn.content, measures[0], lang, related=measures[1:])
         else:
             reply = cards.search_results(turn.content, answer.hits, lang)
+        return [cards.with_not_asked_button(reply, question_key(printable(text)), lang)]
+
+    async def _vague_question(self, turn: Turn, text: str, lang: str) -> list[Reply]:
+        """A question that names nothing specific: about the measure just opened ("怎么申请" after its card),
+        or a request to say more."""
+        measure = self._topic(turn)
+        if measure is None:
+            turn.log("vague", text=text, answered=False)
+            return [cards.tell_me_more(lang)]
+        topic = {"measure": measure.number, "targets": False, "rank": 1, "score": None, "topic": True}
+        turn.log("question", text=text, answered=True, results=[topic])
+        reply = cards.about_measure(turn.content, measure, lang)
         return [cards.with_not_asked_button(reply, question_key(printable(text)), lang)]
 
     async def _not_asked(self, turn: Turn, action: Action) -> list[Reply]:
@@ -313,7 +346,7 @@ class Assistant:
         number = int(found[1]) if found else None
         if number in turn.content.measures:
             turn.log("deeplink", measure=number, plan=turn.content.measures[number].plan, text=payload[:64])
-            await self._plan_followup(turn, number)
+            await self._opened(turn, number)
             return [cards.measure_card(turn.content, turn.content.measures[number], turn.lang)]
         turn.log("deeplink", text=payload[:64], answered=False)
         return await self._home(turn, Action("home"))
@@ -346,7 +379,7 @@ class Assistant:
             text = _("There is no measure {number}. The plan has measures 1 to 24.").format(number=action.number)
             return [Reply(text, [[Button(_("Browse the 7 plans"), "plans")], cards.nav_row(turn.lang)])]
         turn.log("measure", measure=measure.number, plan=measure.plan)
-        await self._plan_followup(turn, measure.number)
+        await self._opened(turn, measure.number)
         return [cards.measure_card(turn.content, measure, turn.lang)]
 
     async def _targets(self, turn: Turn, _action: Action) -> list[Reply]:

@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.app import Services
 from content.loader import load_content
 from content.store import ContentStore
 from handlers.actions import not_asked_action
+from handlers.core import TOPIC_TTL
 from handlers.search import QuestionIndex
-from storage.models import Inquiry
+from storage.models import Inquiry, User
 from storage.questions import question_key
 from storage.reports import Period, demand_report
 from tests.conftest import CONTENT
@@ -247,6 +248,32 @@ async def test_a_vague_question_gets_examples_and_the_menu_and_is_not_counted_un
     now = datetime.now(UTC)
     report = await demand_report(services.db, Period(now - timedelta(hours=1), now + timedelta(hours=1)))
     assert report.unanswered == []
+
+
+async def test_a_vague_question_right_after_a_card_is_about_its_measure(
+    web_client: TestClient, services: Services
+) -> None:
+    (card,) = await chat(web_client, text="送外卖的能交工伤保险吗")
+    assert "第6条" in card["text"]
+    (reply,) = await chat(web_client, text="那怎么申请？")
+    assert reply["text"].startswith("关于第6条") and "去哪里问" in reply["text"]
+    assert {"m:6", "plan:2"} <= set(actions(reply)) and "不是我要问的" in actions(reply).values()
+    await services.inquiries.flush()
+    async with services.db.session() as session:
+        logged = (await session.scalars(select(Inquiry).where(Inquiry.text == "那怎么申请？"))).one()
+    assert (logged.kind, logged.answered, logged.results[0]["measure"]) == ("question", True, 6)
+
+    await chat(web_client, text="我想贷款开个小店")  # a list: the conversation moved on
+    (reply,) = await chat(web_client, text="那怎么申请？")
+    assert "具体" in reply["text"]
+
+
+async def test_a_topic_is_forgotten_after_a_while(web_client: TestClient, services: Services) -> None:
+    await chat(web_client, action="m:7")
+    async with services.db.session.begin() as session:
+        await session.execute(update(User).values(topic_at=datetime.now(UTC) - TOPIC_TTL - timedelta(minutes=1)))
+    (reply,) = await chat(web_client, text="怎么申请")
+    assert "具体" in reply["text"]
 
 
 async def test_an_answer_that_missed_reaches_the_admins_as_an_unanswered_question(
