@@ -222,7 +222,7 @@ class Assistant:
         await self.users.set_topic(turn.pseudonym, measure)
 
     async def _moved_on(self, turn: Turn) -> None:
-        """The conversation is no longer about one measure."""
+        """The conversation is no longer about one measure (a menu, a list, the targets, a match)."""
         if turn.user.topic is not None:
             await self.users.set_topic(turn.pseudonym, None)
 
@@ -361,14 +361,17 @@ class Assistant:
 
     async def _home(self, turn: Turn, _action: Action) -> list[Reply]:
         turn.log("menu")
+        await self._moved_on(turn)
         return [cards.main_menu(turn.lang, greeting=True)]
 
     async def _plans(self, turn: Turn, _action: Action) -> list[Reply]:
         turn.log("plans")
+        await self._moved_on(turn)
         return [cards.plans_menu(turn.content, turn.lang)]
 
     async def _plan(self, turn: Turn, action: Action) -> list[Reply]:
         turn.log("plan", plan=action.number)
+        await self._moved_on(turn)
         return [cards.plan_menu(turn.content, action.number, turn.lang)]
 
     async def _measure(self, turn: Turn, action: Action) -> list[Reply]:
@@ -384,6 +387,7 @@ class Assistant:
 
     async def _targets(self, turn: Turn, _action: Action) -> list[Reply]:
         turn.log("targets")
+        await self._moved_on(turn)
         return [cards.targets_card(turn.content, turn.lang)]
 
     async def _help(self, turn: Turn, _action: Action) -> list[Reply]:
@@ -441,6 +445,7 @@ class Assistant:
         )
         if result.results:
             await self._plan_followup(turn, result.results[0].measure.number)
+        await self._moved_on(turn)
         return [profile_cards.match_reply(turn.content, result, turn.lang)]
 
     # Subscriptions ---------------------------------------------------------------------------

@@ -266,6 +266,10 @@ async def test_a_vague_question_right_after_a_card_is_about_its_measure(
     await chat(web_client, text="我想贷款开个小店")  # a list: the conversation moved on
     (reply,) = await chat(web_client, text="那怎么申请？")
     assert "具体" in reply["text"]
+    await chat(web_client, action="m:7")
+    await chat(web_client, action="plans")  # so did browsing
+    (reply,) = await chat(web_client, text="那怎么申请？")
+    assert "具体" in reply["text"]
 
 
 async def test_a_topic_is_forgotten_after_a_while(web_client: TestClient, services: Services) -> None:
