@@ -216,23 +216,12 @@ class Assistant:
             await self.users.set_followup(turn.pseudonym, planned)
             turn.user = replace(turn.user, followup=planned)
 
-    async def _opened(self, turn: Turn, measure: int) -> None:
-        """The user sees measure `measure`'s card: ask later whether it helped, and take it as the topic."""
-        await self._plan_followup(turn, measure)
-        await self.users.set_topic(turn.pseudonym, measure)
-
-    async def _moved_on(self, turn: Turn) -> None:
-        """The conversation is no longer about one measure (a menu, a list, the targets, a match)."""
-        if turn.user.topic is not None:
-            await self.users.set_topic(turn.pseudonym, None)
-
     @staticmethod
-    def _topic(turn: Turn) -> Measure | None:
-        """The measure the user opened in the last TOPIC_TTL, if it is still in the content."""
-        user = turn.user
-        if user.topic is None or user.topic_at is None or datetime.now(UTC) - user.topic_at > TOPIC_TTL:
-            return None
-        return turn.content.measures.get(user.topic)
+    async def _topic(turn: Turn) -> Measure | None:
+        """The measure whose card the user saw last, in the last TOPIC_TTL, if it is still in the content (read
+        from the inquiry log, which has every card shown: no hot-path write keeps it)."""
+        number = await turn.inquiries.topic(turn.pseudonym, datetime.now(UTC) - TOPIC_TTL)
+        return turn.content.measures.get(number) if number is not None else None
 
     async def _followup_answer(self, turn: Turn, action: Action) -> list[Reply]:
         state = turn.user.followup or {}
@@ -307,16 +296,14 @@ class Assistant:
         if answer.kind == "vague":
             return await self._vague_question(turn, text, lang)
         turn.log("question", text=text, answered=answer.kind != "none", results=_results(answer))
-        if answer.kind == "measure":
-            measures = [turn.content.measures[hit.doc] for hit in answer.hits]
-            await self._opened(turn, measures[0].number)
-            reply = cards.measure_card(turn.content, measures[0], lang, related=measures[1:])
-            return [cards.with_not_asked_button(reply, question_key(printable(text)), lang)]
-        await self._moved_on(turn)
         if answer.kind == "none":
             return [cards.no_answer(turn.content, lang)]
         if answer.kind == "targets":
             reply = cards.targets_card(turn.content, lang)
+        elif answer.kind == "measure":
+            measures = [turn.content.measures[hit.doc] for hit in answer.hits]
+            await self._plan_followup(turn, measures[0].number)
+            reply = cards.measure_card(turn.content, measures[0], lang, related=measures[1:])
         else:
             reply = cards.search_results(turn.content, answer.hits, lang)
         return [cards.with_not_asked_button(reply, question_key(printable(text)), lang)]
@@ -324,7 +311,7 @@ class Assistant:
     async def _vague_question(self, turn: Turn, text: str, lang: str) -> list[Reply]:
         """A question that names nothing specific: about the measure just opened ("怎么申请" after its card),
         or a request to say more."""
-        measure = self._topic(turn)
+        measure = await self._topic(turn)
         if measure is None:
             turn.log("vague", text=text, answered=False)
             return [cards.tell_me_more(lang)]
@@ -346,7 +333,7 @@ class Assistant:
         number = int(found[1]) if found else None
         if number in turn.content.measures:
             turn.log("deeplink", measure=number, plan=turn.content.measures[number].plan, text=payload[:64])
-            await self._opened(turn, number)
+            await self._plan_followup(turn, number)
             return [cards.measure_card(turn.content, turn.content.measures[number], turn.lang)]
         turn.log("deeplink", text=payload[:64], answered=False)
         return await self._home(turn, Action("home"))
@@ -361,17 +348,14 @@ class Assistant:
 
     async def _home(self, turn: Turn, _action: Action) -> list[Reply]:
         turn.log("menu")
-        await self._moved_on(turn)
         return [cards.main_menu(turn.lang, greeting=True)]
 
     async def _plans(self, turn: Turn, _action: Action) -> list[Reply]:
         turn.log("plans")
-        await self._moved_on(turn)
         return [cards.plans_menu(turn.content, turn.lang)]
 
     async def _plan(self, turn: Turn, action: Action) -> list[Reply]:
         turn.log("plan", plan=action.number)
-        await self._moved_on(turn)
         return [cards.plan_menu(turn.content, action.number, turn.lang)]
 
     async def _measure(self, turn: Turn, action: Action) -> list[Reply]:
@@ -382,12 +366,11 @@ class Assistant:
             text = _("There is no measure {number}. The plan has measures 1 to 24.").format(number=action.number)
             return [Reply(text, [[Button(_("Browse the 7 plans"), "plans")], cards.nav_row(turn.lang)])]
         turn.log("measure", measure=measure.number, plan=measure.plan)
-        await self._opened(turn, measure.number)
+        await self._plan_followup(turn, measure.number)
         return [cards.measure_card(turn.content, measure, turn.lang)]
 
     async def _targets(self, turn: Turn, _action: Action) -> list[Reply]:
         turn.log("targets")
-        await self._moved_on(turn)
         return [cards.targets_card(turn.content, turn.lang)]
 
     async def _help(self, turn: Turn, _action: Action) -> list[Reply]:
@@ -445,7 +428,6 @@ class Assistant:
         )
         if result.results:
             await self._plan_followup(turn, result.results[0].measure.number)
-        await self._moved_on(turn)
         return [profile_cards.match_reply(turn.content, result, turn.lang)]
 
     # Subscriptions ---------------------------------------------------------------------------
@@ -620,8 +602,8 @@ class Assistant:
 
 
 def _results(answer: Answer) -> list[dict[str, Any]]:
-    """The ranked results of a question, as logged."""
-    return [
+    """The ranked results of a question, as logged; the first marked `card` when its card was shown."""
+    results = [
         {
             "measure": None if hit.doc == TARGETS else hit.doc,
             "targets": hit.doc == TARGETS,
@@ -630,6 +612,9 @@ def _results(answer: Answer) -> list[dict[str, Any]]:
         }
         for rank, hit in enumerate(answer.hits, 1)
     ]
+    if answer.kind == "measure" and results:
+        results[0]["card"] = True
+    return results
 
 
 def match_results(result: MatchResult) -> list[dict[str, Any]]:

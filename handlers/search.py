@@ -279,6 +279,18 @@ class Analyzer:
                     chars[i : i + size] = word
         return "".join(chars)
 
+    def unknown_words(self, text: str) -> bool:
+        """Whether the text has Chinese the segmenter knows no word for (two characters or more in a row that
+        it can only split into single characters: 低保): it may be about something, in words the assistant
+        does not know."""
+        for run in _ONLY_HAN.findall(text):
+            alone = 0
+            for word, _start, _end in self.tokenizer.tokenize(run, HMM=False):
+                alone = alone + 1 if len(word) == 1 and word not in BIGRAM_STOP_CHARS else 0
+                if alone >= 2:
+                    return True
+        return False
+
     def is_word(self, text: str) -> bool:
         """Whether the segmenter's dictionary has `text` as a word (it also keeps prefixes, at frequency 0)."""
         return self.tokenizer.FREQ.get(text, 0) > 0
@@ -521,7 +533,7 @@ class QuestionIndex:
             return Answer("smalltalk", smalltalk=talk, lang=lang)
         normalized, terms = self.analyzer.analyze(text)
         meaningful = self._meaningful_words(normalized, terms)
-        if not meaningful and not _unknown_words(normalized, terms):  # 我想创业, 怎么申请, help me
+        if not meaningful and not self.analyzer.unknown_words(normalized):  # 我想创业, 怎么申请, help me
             return Answer("vague", lang=lang)
         hits = [h for h in self._search(normalized, terms, meaningful) if h.score >= MIN_SCORE]
         top = next((h for h in hits if _answerable(h)), None)
@@ -559,18 +571,6 @@ def _coverage(words: list[tuple[range, float]], covered: set[int]) -> float:
     total = sum(weight for _span, weight in words)
     found = sum(weight * len(covered.intersection(span)) / len(span) for span, weight in words)
     return found / total if total else 0.0
-
-
-def _unknown_words(text: str, terms: list[Term]) -> bool:
-    """Whether the message has Chinese words the segmenter does not know (two characters or more that are
-    in no word: 低保): it may be about something, just not in words the assistant knows."""
-    in_words = {i for t in terms if t.is_word for i in range(t.start, t.end)}
-    run = 0
-    for i, char in enumerate(text):
-        run = run + 1 if _CJK.match(char) and char not in BIGRAM_STOP_CHARS and i not in in_words else 0
-        if run >= 2:
-            return True
-    return False
 
 
 def _asks_quantity(text: str) -> bool:

@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 POISON_AFTER_FAILURES = 3
 # How far back a "not what I asked" button finds its question among the user's latest rows.
 RECENT_ROWS = 50
+# Rows that do not change what a conversation is about: a thank-you, a question too vague to tell.
+ASIDE_KINDS = ("smalltalk", "vague", "outcome", "lang", "help", "invalid_button", "unknown_command")
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,32 @@ class InquiryLog:
             return None
         results = question.results if isinstance(question.results, list) else []
         return AskedQuestion(question.text, results, rejected=any(row.kind == "rejected" for row in rows))
+
+    async def topic(self, pseudonym: str, since: datetime) -> int | None:
+        """The measure whose card the user last saw, if they did so after `since` and did nothing since but
+        asides (small talk, vague questions): a card from the menu, a deep link or a question answered with
+        one card (its first result marked `card`, or `topic` for a follow-up on it)."""
+        await self.flush()
+        latest = (
+            select(Inquiry.kind, Inquiry.measure, Inquiry.answered, Inquiry.results)
+            .where(
+                Inquiry.user_pseudonym == pseudonym,
+                Inquiry.created_at >= since,
+                Inquiry.kind.not_in(ASIDE_KINDS),
+            )
+            .order_by(Inquiry.id.desc())
+            .limit(1)
+        )
+        async with self.db.reads.connect() as conn:
+            row = (await conn.execute(latest)).first()
+        if row is None:
+            return None
+        if row.kind in ("measure", "deeplink"):
+            return row.measure
+        first = row.results[0] if row.kind == "question" and row.answered and row.results else None
+        if isinstance(first, dict) and (first.get("card") or first.get("topic")) and _is_int(first.get("measure")):
+            return first["measure"]
+        return None
 
     @property
     def pending(self) -> int:

@@ -53,9 +53,6 @@ class User(Base):
     followup: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # What a channel without buttons (WeChat) numbered in its last reply: {"actions": {"1": payload}, ...}.
     menu: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    # The measure whose card the user last saw, and when: "怎么申请" right after it is about it.
-    topic: Mapped[int | None] = mapped_column(Integer)
-    topic_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 # Funnel steps (Inquiry.step): the row showed a measure card (a measure, a deep link, an answered question)...

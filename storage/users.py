@@ -18,18 +18,7 @@ from storage.models import Delivery, Inquiry, QuestionFounder, Subscription, Use
 from storage.questions import form_digest, question_form
 
 LAST_SEEN_RESOLUTION = timedelta(minutes=10)
-_SEEN = (
-    User.channel,
-    User.lang,
-    User.last_seen_at,
-    User.profile,
-    User.role,
-    User.districts,
-    User.draft,
-    User.followup,
-    User.topic,
-    User.topic_at,
-)
+_SEEN = (User.channel, User.lang, User.last_seen_at, User.profile, User.role, User.districts, User.draft, User.followup)
 
 
 class Pseudonymizer:
@@ -56,8 +45,6 @@ class UserRecord:
     districts: list[str] | None = None
     draft: dict | None = None
     followup: dict | None = None
-    topic: int | None = None
-    topic_at: datetime | None = None
 
 
 class UserStore:
@@ -95,8 +82,6 @@ class UserStore:
             districts=row.districts,
             draft=row.draft,
             followup=row.followup,
-            topic=row.topic,
-            topic_at=_aware(row.topic_at) if row.topic_at else None,
         )
 
     async def set_lang(self, pseudonym: str, lang: str) -> None:
@@ -113,12 +98,6 @@ class UserStore:
     async def set_followup(self, pseudonym: str, followup: dict | None) -> None:
         async with self.db.session.begin() as session:
             await session.execute(update(User).where(User.pseudonym == pseudonym).values(followup=followup))
-
-    async def set_topic(self, pseudonym: str, measure: int | None) -> None:
-        """The measure whose card the user now sees (None: the conversation moved on)."""
-        async with self.db.autocommit.connect() as conn:
-            values = {"topic": measure, "topic_at": utcnow() if measure is not None else None}
-            await conn.execute(update(User).where(User.pseudonym == pseudonym).values(**values))
 
     async def menu(self, pseudonym: str) -> dict | None:
         """The numbered choices last shown to the user by a channel without buttons."""

@@ -16,7 +16,7 @@ from content.store import ContentStore
 from handlers.actions import not_asked_action
 from handlers.core import TOPIC_TTL
 from handlers.search import QuestionIndex
-from storage.models import Inquiry, User
+from storage.models import Inquiry
 from storage.questions import question_key
 from storage.reports import Period, demand_report
 from tests.conftest import CONTENT
@@ -255,6 +255,7 @@ async def test_a_vague_question_right_after_a_card_is_about_its_measure(
 ) -> None:
     (card,) = await chat(web_client, text="送外卖的能交工伤保险吗")
     assert "第6条" in card["text"]
+    await chat(web_client, text="谢谢")  # an aside keeps the topic
     (reply,) = await chat(web_client, text="那怎么申请？")
     assert reply["text"].startswith("关于第6条") and "去哪里问" in reply["text"]
     assert {"m:6", "plan:2"} <= set(actions(reply)) and "不是我要问的" in actions(reply).values()
@@ -262,6 +263,12 @@ async def test_a_vague_question_right_after_a_card_is_about_its_measure(
     async with services.db.session() as session:
         logged = (await session.scalars(select(Inquiry).where(Inquiry.text == "那怎么申请？"))).one()
     assert (logged.kind, logged.answered, logged.results[0]["measure"]) == ("question", True, 6)
+    (reply,) = await chat(web_client, text="要带什么材料")  # a follow-up on the follow-up
+    assert reply["text"].startswith("关于第6条")
+    (miss,) = [action for action, label in actions(reply).items() if label == "不是我要问的"]
+    await chat(web_client, action=miss)  # "not what I asked" ends it
+    (reply,) = await chat(web_client, text="要带什么材料")
+    assert "具体" in reply["text"]
 
     await chat(web_client, text="我想贷款开个小店")  # a list: the conversation moved on
     (reply,) = await chat(web_client, text="那怎么申请？")
@@ -274,8 +281,9 @@ async def test_a_vague_question_right_after_a_card_is_about_its_measure(
 
 async def test_a_topic_is_forgotten_after_a_while(web_client: TestClient, services: Services) -> None:
     await chat(web_client, action="m:7")
+    await services.inquiries.flush()
     async with services.db.session.begin() as session:
-        await session.execute(update(User).values(topic_at=datetime.now(UTC) - TOPIC_TTL - timedelta(minutes=1)))
+        await session.execute(update(Inquiry).values(created_at=datetime.now(UTC) - TOPIC_TTL - timedelta(minutes=1)))
     (reply,) = await chat(web_client, text="怎么申请")
     assert "具体" in reply["text"]
 
