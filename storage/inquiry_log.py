@@ -82,7 +82,8 @@ class InquiryLog:
     delays the log but loses nothing; `close()` drains the queue on a clean shutdown.
     The writer lingers a moment after the first record of a batch, so that a trickle of
     updates is written as a few transactions a second rather than one per update (each
-    costs a commit and the daily counts' upserts).
+    costs a commit and the daily counts' upserts). The conversation reads a user's latest rows
+    back (`asked`, `topic`), after a flush, rather than keep a second copy of them.
     """
 
     def __init__(self, db: Database, batch_size: int = 500, max_backoff: float = 30.0, linger: float = 0.2) -> None:
