@@ -294,7 +294,7 @@ class Assistant:
             turn.log("smalltalk", text=text, answered=True)
             return [cards.small_talk(answer.smalltalk or "greeting", lang)]
         if answer.kind == "vague":
-            return await self._vague_question(turn, text, lang)
+            return await self._vague_question(turn, text, lang, answer.asks)
         turn.log("question", text=text, answered=answer.kind != "none", results=_results(answer))
         if answer.kind == "none":
             return [cards.no_answer(turn.content, lang)]
@@ -308,10 +308,10 @@ class Assistant:
             reply = cards.search_results(turn.content, answer.hits, lang)
         return [cards.with_not_asked_button(reply, question_key(printable(text)), lang)]
 
-    async def _vague_question(self, turn: Turn, text: str, lang: str) -> list[Reply]:
-        """A question that names nothing specific: about the measure just opened ("怎么申请" after its card),
-        or a request to say more."""
-        measure = await self._topic(turn)
+    async def _vague_question(self, turn: Turn, text: str, lang: str, asks: bool) -> list[Reply]:
+        """A question that names nothing specific: one that asks how ("怎么申请") is about the measure just
+        opened; otherwise, or with none, the user is asked to say more ("我想创业")."""
+        measure = await self._topic(turn) if asks else None
         if measure is None:
             turn.log("vague", text=text, answered=False)
             return [cards.tell_me_more(lang)]

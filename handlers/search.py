@@ -348,6 +348,7 @@ class Answer:
     hits: list[Hit] = field(default_factory=list)
     smalltalk: str | None = None
     lang: str | None = None
+    asks: bool = False  # a vague message with an asking word ("怎么申请"): about whatever was just shown
 
 
 class QuestionIndex:
@@ -534,7 +535,7 @@ class QuestionIndex:
         normalized, terms = self.analyzer.analyze(text)
         meaningful = self._meaningful_words(normalized, terms)
         if not meaningful and not self.analyzer.unknown_words(normalized):  # 我想创业, 怎么申请, help me
-            return Answer("vague", lang=lang)
+            return Answer("vague", lang=lang, asks=any(t.is_word and t.key in self.asking for t in terms))
         hits = [h for h in self._search(normalized, terms, meaningful) if h.score >= MIN_SCORE]
         top = next((h for h in hits if _answerable(h)), None)
         if top is None:

@@ -266,6 +266,8 @@ async def test_a_vague_question_right_after_a_card_is_about_its_measure(
     (reply,) = await chat(web_client, text="要带什么材料")  # a follow-up on the follow-up
     assert reply["text"].startswith("关于第6条")
     (miss,) = [action for action, label in actions(reply).items() if label == "不是我要问的"]
+    (other,) = await chat(web_client, text="我想创业")  # asks nothing of the card
+    assert "具体" in other["text"]
     await chat(web_client, action=miss)  # "not what I asked" ends it
     (reply,) = await chat(web_client, text="要带什么材料")
     assert "具体" in reply["text"]
