@@ -432,14 +432,14 @@ class QuestionIndex:
     def _search(
         self, normalized: str, terms: list[Term], meaningful: list[tuple[range, float]], limit: int = 5
     ) -> list[Hit]:
+        if self.not_about_plan and self.not_about_plan.search(normalized):
+            return []
         query: dict[str, Term] = {}
         places: dict[str, set[int]] = defaultdict(set)  # every place a key stands, for a word said twice
         for term in terms:
             if term.key in self.idf and (term.key not in query or query[term.key].weight < term.weight):
                 query[term.key] = term
             places[term.key].update(range(term.start, term.end))
-        if self.not_about_plan and self.not_about_plan.search(normalized):
-            return []
         # A long message tells a story before it asks ("厂子裁员了……听说有贴息的创业贷款，俺能贷吗"): a match
         # may explain the whole message or one of its clauses that says enough on its own.
         breaks = [0, *(b.start() for b in _CLAUSE_BREAKS.finditer(normalized)), len(normalized)]
