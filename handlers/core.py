@@ -21,7 +21,7 @@ from handlers.flood import FloodControl
 from handlers.i18n import DEFAULT_LANG, gettext_for, normalize_lang
 from handlers.matching import MatchResult, check_examples, match_profile
 from handlers.replies import MAX_TEXT_CHARS, Button, Incoming, Reply
-from handlers.search import TARGETS, Answer, QuestionIndex
+from handlers.search import TARGETS, Answer, QuestionIndex, detect_lang
 from handlers.vocabulary import MULTIPLE, label
 from storage.announcements import AnnouncementStore, Audience
 from storage.inquiry_log import InquiryLog, InquiryRecord
@@ -293,40 +293,42 @@ class Assistant:
         if answer.kind == "smalltalk":
             turn.log("smalltalk", text=text, answered=True)
             return [cards.small_talk(answer.smalltalk or "greeting", lang)]
-        if answer.kind == "vague":
-            return await self._vague_question(turn, text, lang, answer.asks)
-        turn.log("question", text=text, answered=answer.kind != "none", results=_results(answer))
-        if answer.kind == "none":
-            return [cards.no_answer(turn.content, lang)]
-        if answer.kind == "targets":
-            reply = cards.targets_card(turn.content, lang)
-        elif answer.kind == "measure":
-            measures = [turn.content.measures[hit.doc] for hit in answer.hits]
-            await self._plan_followup(turn, measures[0].number)
-            reply = cards.measure_card(turn.content, measures[0], lang, related=measures[1:])
-        else:
-            reply = cards.search_results(turn.content, answer.hits, lang)
-        return [cards.with_not_asked_button(reply, question_key(printable(text)), lang)]
-
-    async def _vague_question(self, turn: Turn, text: str, lang: str, asks: bool) -> list[Reply]:
-        """A question that names nothing specific: one that asks how ("怎么申请") is about the measure just
-        opened; otherwise, or with none, the user is asked to say more ("我想创业")."""
-        measure = await self._topic(turn) if asks else None
-        if measure is None:
+        # A vague message that asks how ("怎么申请") is about the measure just opened; else it asks for more.
+        topic = await self._topic(turn) if answer.kind == "vague" and answer.asks else None
+        if answer.kind == "vague" and topic is None:
             turn.log("vague", text=text, answered=False)
             return [cards.tell_me_more(lang)]
-        topic = {"measure": measure.number, "targets": False, "rank": 1, "score": None, "topic": True}
-        turn.log("question", text=text, answered=True, results=[topic])
-        reply = cards.about_measure(turn.content, measure, lang)
-        return [cards.with_not_asked_button(reply, question_key(printable(text)), lang)]
+        if topic is not None:
+            result = {"measure": topic.number, "targets": False, "rank": 1, "score": None, "topic": True}
+            turn.log("question", text=text, answered=True, results=[result])
+            reply = cards.about_measure(turn.content, topic, lang)
+        else:
+            turn.log("question", text=text, answered=answer.kind != "none", results=_results(answer))
+            if answer.kind == "none":
+                return [cards.no_answer(turn.content, lang)]
+            reply = await self._answer_card(turn, answer, lang)
+        return [cards.with_not_asked_button(reply, question_key(text), lang)]
+
+    async def _answer_card(self, turn: Turn, answer: Answer, lang: str) -> Reply:
+        """The city targets, one measure's card (with the related ones), or the measures that may fit."""
+        if answer.kind == "targets":
+            return cards.targets_card(turn.content, lang)
+        if answer.kind == "measure":
+            measures = [turn.content.measures[hit.doc] for hit in answer.hits]
+            await self._plan_followup(turn, measures[0].number)
+            return cards.measure_card(turn.content, measures[0], lang, related=measures[1:])
+        return cards.search_results(turn.content, answer.hits, lang)
 
     async def _not_asked(self, turn: Turn, action: Action) -> list[Reply]:
         """The user says the answer to their question was not what they asked: it goes to the admins as an
         unanswered question (once), and the user gets the help for a question without an answer."""
         asked = await turn.inquiries.asked(turn.pseudonym, action.arg or "")
-        if asked is not None and not asked.rejected:
+        if asked is None:
+            return [cards.not_asked(turn.content, turn.lang, noted=False)]
+        if not asked.rejected:
             turn.log("rejected", text=asked.text, answered=False, measure=asked.first_measure, results=asked.results)
-        return [cards.not_asked(turn.content, turn.lang, noted=asked is not None)]
+        # In the language the question was answered in, as the button was.
+        return [cards.not_asked(turn.content, detect_lang(asked.text) or turn.lang, noted=True)]
 
     async def _deep_link(self, turn: Turn, payload: str) -> list[Reply]:
         found = re.fullmatch(r"m(\d{1,3})", payload.strip().lower())

@@ -330,6 +330,13 @@ async def test_not_what_i_asked_refers_only_to_the_users_own_questions(
         assert (await session.scalars(select(Inquiry).where(Inquiry.kind == "rejected"))).all() == []
 
 
+async def test_not_what_i_asked_answers_in_the_language_of_the_question(web_client: TestClient) -> None:
+    (answer,) = await chat(web_client, text="How do I get a guaranteed startup loan?")
+    (miss,) = [action for action, label in actions(answer).items() if label == "Not what I asked"]
+    (reply,) = await chat(web_client, action=miss)
+    assert reply["text"].startswith("Thank you for telling me.")
+
+
 async def test_questions_work_on_telegram(telegram_bot: FakeTelegram) -> None:
     (reply,) = await telegram_bot.say(777, "大学生创业能参加什么比赛")
     assert "丰富多元创业赛事活动" in reply.params["text"]
