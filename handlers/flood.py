@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -21,12 +22,19 @@ class FloodControl:
     "drop" (ignore until the bucket refills). Buckets of the least recent users are forgotten.
     """
 
-    def __init__(self, rate: float = 3.0, burst: int = 30, max_users: int = 100_000) -> None:
+    def __init__(
+        self,
+        rate: float = 3.0,
+        burst: int = 30,
+        max_users: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.rate, self.burst, self.max_users = rate, burst, max_users
+        self.clock = clock
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
 
     def allow(self, user: str, now: float | None = None) -> str:
-        now = time.monotonic() if now is None else now
+        now = self.clock() if now is None else now
         bucket = self._buckets.get(user)
         if bucket is None:
             bucket = self._buckets[user] = _Bucket(float(self.burst), now)
