@@ -7,7 +7,8 @@ fields of each measure in every language. A known word typed with one wrong char
 same pinyin (带款 for 贷款) is corrected, and pinyin bigrams catch the rest of such typos. A match
 must explain enough of the message: its words are weighed by how specific they are to the plan
 and how rare in everyday language (jieba's and wordfreq's frequencies; a Korean word by its
-stem; stopwords-iso's function words and the admins' asking words, 申请 or apply, not at all),
+stem; stopwords-iso's function words and the admins' asking words, 申请 or apply, not at all; English
+function words, open or into, do not score a match either),
 so an off-topic message that happens to share a word with a measure is not answered with it.
 Where sharing words is not enough to tell (a car loan is not a startup loan), the measure's
 `not_about` words keep it out, and the plan-wide `not_about` words (创业板, a stock board) keep
@@ -77,6 +78,7 @@ _SURROGATES = re.compile(r"[\ud800-\udfff]")
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _ONLY_HAN = re.compile(r"[\u3400-\u9fff]+")
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
+_HANGUL_WORDS = re.compile(r"[\uac00-\ud7a3]+")
 _LATIN = re.compile(r"[A-Za-z]")
 
 ZH_STOPWORDS = frozenset(
@@ -222,6 +224,9 @@ class Analyzer:
         self.log_total = math.log(self.tokenizer.total)
         self.everyday = {lang: _word_frequencies(lang) for lang in ("en", "ko")}  # loaded now, not mid-reply
         sounds: dict[tuple[str, ...], set[str]] = defaultdict(set)
+        words = set(words)
+        # Korean nouns the content uses, kept whole where they end like a particle (웨이하이 is not 웨이하 + 이).
+        self.korean = {part for word in words for part in _HANGUL_WORDS.findall(word)}
         for word in words:
             if _CJK.search(word):
                 self.tokenizer.add_word(word, freq=2000)
@@ -313,7 +318,7 @@ class Analyzer:
 
     def _korean(self, run: str, offset: int) -> Iterator[Term]:
         word = run
-        for suffix in (*KO_ENDINGS, *KO_PARTICLES):
+        for suffix in KO_ENDINGS if run in self.korean else (*KO_ENDINGS, *KO_PARTICLES):
             # A one-syllable noun keeps its place before a longer particle (시에서 -> 시), not before 이/가 (나이).
             if len(word) - len(suffix) >= (2 if len(suffix) == 1 else 1) and word.endswith(suffix):
                 word = word[: -len(suffix)]
@@ -437,6 +442,8 @@ class QuestionIndex:
         query: dict[str, Term] = {}
         places: dict[str, set[int]] = defaultdict(set)  # every place a key stands, for a word said twice
         for term in terms:
+            if _LATIN.match(normalized[term.start]) and normalized[term.start : term.end] in self.function_words:
+                continue
             if term.key in self.idf and (term.key not in query or query[term.key].weight < term.weight):
                 query[term.key] = term
             places[term.key].update(range(term.start, term.end))

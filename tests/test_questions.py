@@ -102,6 +102,21 @@ def test_a_korean_particle_does_not_hide_its_noun(index: QuestionIndex) -> None:
     assert answer.hits[0].doc == 19  # 교육이나: 교육 and the particle 이나
 
 
+def test_a_korean_noun_that_ends_like_a_particle_stays_whole(index: QuestionIndex) -> None:
+    """웨이하이 ends in 이, which is also a particle: with or without a particle after it, it is one word."""
+    keys = [
+        [t.key for t in index.analyzer.analyze(text)[1] if t.is_word]
+        for text in ("웨이하이", "웨이하이는", "웨이하이에서")
+    ]
+    assert keys == [["웨이하이"]] * 3
+
+
+def test_english_function_words_do_not_rank_the_measures(index: QuestionIndex) -> None:
+    """'open' is in measure 2's text, but says nothing here: the competition decides."""
+    answer = index.answer("When does the Weihai entrepreneurship competition open for applications?")
+    assert answer.hits[0].doc == 24
+
+
 def test_homophone_correction_leaves_real_words_alone(index: QuestionIndex) -> None:
     assert index.analyzer.analyze("我想带款开店")[0] == "我想带款开店", "the typed text is kept for display"
     assert "贷款" in [t.key for t in index.analyzer.analyze("我想带款开店")[1]]
