@@ -282,7 +282,7 @@ def breakdown(readings: Readings) -> None:
     from handlers import search
 
     for label, load in [
-        ("+ jieba dictionary (search._jieba())", getattr(search, "_jieba", None)),
+        ("+ jieba dictionary (search._dictionary())", getattr(search, "_dictionary", None)),
         ("+ OpenCC t2s (search._converter())", getattr(search, "_converter", None)),
         ("+ pypinyin (import, as the search index does)", lambda: __import__("pypinyin").lazy_pinyin("贷款")),
     ]:

@@ -122,7 +122,7 @@ def _converter():  # -> opencc.OpenCC
 
 
 @cache
-def _jieba():  # -> jieba.Tokenizer
+def _dictionary():  # -> jieba.Tokenizer
     import logging
 
     import jieba
@@ -130,6 +130,17 @@ def _jieba():  # -> jieba.Tokenizer
     jieba.setLogLevel(logging.WARNING)
     tokenizer = jieba.Tokenizer(dictionary=str(DICTIONARY))
     tokenizer.initialize()
+    return tokenizer
+
+
+def _jieba():  # -> jieba.Tokenizer
+    """A segmenter of its own for one index: the content's keywords are added to it, and a reload must start
+    from the plain dictionary (add_word also raises the dictionary's total, which every word weight uses)."""
+    import jieba
+
+    base = _dictionary()
+    tokenizer = jieba.Tokenizer(dictionary=str(DICTIONARY))
+    tokenizer.FREQ, tokenizer.total, tokenizer.initialized = dict(base.FREQ), base.total, True
     return tokenizer
 
 

@@ -367,6 +367,23 @@ def searchable_copy(tmp_path: Path) -> tuple[Path, ContentStore]:
     return folder, store
 
 
+async def test_a_reload_forgets_the_words_of_the_old_content(tmp_path: Path) -> None:
+    """Each index has its own dictionary: a keyword an admin took out is no longer a word, and the word
+    weights of the new index are those of a fresh start, however many reloads came before."""
+    folder, store = searchable_copy(tmp_path)
+    path = folder / "measures" / "05.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("  keywords:\n    zh: [", "  keywords:\n    zh: [海参养殖, ", 1), encoding="utf-8")
+    assert await store.reload() == []
+    assert store.snapshot.views["search"].analyzer.is_word("海参养殖")
+    path.write_text(text, encoding="utf-8")
+    assert await store.reload() == []
+    reloaded = store.snapshot.views["search"].analyzer
+    assert not reloaded.is_word("海参养殖")
+    fresh = QuestionIndex(load_content(folder)).analyzer
+    assert reloaded.information("地方") == fresh.information("地方")
+
+
 async def test_the_index_is_rebuilt_when_content_reloads(tmp_path: Path) -> None:
     folder, store = searchable_copy(tmp_path)
     assert store.snapshot.views["search"].answer("海参养殖").kind == "none"
