@@ -16,6 +16,7 @@ from content.schema import (
     Department,
     DepartmentsFile,
     Figure,
+    LabelledMessages,
     Measure,
     Plan,
     PlansFile,
@@ -26,6 +27,7 @@ from content.schema import (
 )
 
 PLAN_TEXT = Path("source") / "action-plan-final-2025.txt"
+MESSAGES = Path("messages")
 MEASURE_COUNT = 24
 M = TypeVar("M", bound=BaseModel)
 
@@ -60,6 +62,7 @@ class Content:
     targets: TargetsFile
     synonyms: SynonymsFile
     smalltalk: SmallTalkFile
+    messages: LabelledMessages
     coordinator: str
     version: str
     folder: Path = Path()
@@ -192,6 +195,7 @@ def load_content(folder: Path) -> Content:
     targets, targets_source = read(folder / "targets.yaml", TargetsFile)
     synonyms, _ = read(folder / "synonyms.yaml", SynonymsFile)
     smalltalk, _ = read(folder / "smalltalk.yaml", SmallTalkFile)
+    messages = _read_messages(folder, errors)
     plan_text = _read_plan_text(folder, errors)
 
     departments = departments_file.departments if departments_file else {}
@@ -226,7 +230,7 @@ def load_content(folder: Path) -> Content:
     if missing and not any(e.file.startswith("measures") for e in errors):
         numbers = ", ".join(str(n) for n in missing)
         errors.append(ContentError("measures", 0, "", f"measures missing: {numbers}"))
-    if errors or targets is None or synonyms is None or smalltalk is None or plans_file is None:
+    if errors or targets is None or synonyms is None or smalltalk is None or messages is None or plans_file is None:
         raise ContentInvalid(sorted(set(errors)))
     return Content(
         measures=dict(sorted(measures.items())),
@@ -235,11 +239,45 @@ def load_content(folder: Path) -> Content:
         targets=targets,
         synonyms=synonyms,
         smalltalk=smalltalk,
+        messages=messages,
         coordinator=plans_file.coordinator,
         version=_fingerprint(folder),
         folder=folder,
         files=files,
     )
+
+
+def _read_messages(folder: Path, errors: list[ContentError]) -> LabelledMessages | None:
+    """The labelled messages: one a line, in plain text so that any message can be pasted as it is;
+    blank lines and lines starting with # are left out. A message may be in one of the two files only."""
+    found: dict[str, list[tuple[int, str]]] = {}
+    for label in LabelledMessages.model_fields:
+        name = (MESSAGES / f"{label}.txt").as_posix()
+        try:
+            lines = (folder / name).read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            errors.append(ContentError(name, 0, "", "the file is missing"))
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            errors.append(ContentError(name, 0, "", f"cannot read the file: {exc}"))
+            return None
+        found[label] = [(n, " ".join(line.split())) for n, line in enumerate(lines, 1) if line.strip()]
+        found[label] = [(n, message) for n, message in found[label] if not message.startswith("#")]
+    about = {message: n for n, message in found["about_the_plan"]}
+    clashes = [
+        ContentError(
+            (MESSAGES / "not_about_the_plan.txt").as_posix(),
+            n,
+            "",
+            f"also in about_the_plan.txt (line {about[message]}): a message is about the plan or not",
+        )
+        for n, message in found["not_about_the_plan"]
+        if message in about
+    ]
+    errors.extend(clashes)
+    if clashes:
+        return None
+    return LabelledMessages(**{label: [message for _n, message in lines] for label, lines in found.items()})
 
 
 def _read_plan_text(folder: Path, errors: list[ContentError]) -> str:
@@ -291,7 +329,7 @@ def _check_quotes(
 
 def _fingerprint(folder: Path) -> str:
     digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*.yaml")):
+    for path in sorted([*folder.rglob("*.yaml"), *folder.rglob("*.txt")]):
         digest.update(path.relative_to(folder).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]

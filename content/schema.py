@@ -267,6 +267,15 @@ class SmallTalkFile(Model):
     )
 
 
+class LabelledMessages(Model):
+    """Messages labelled by whether the plan answers them (content/messages/*.txt, one a line): the assistant
+    learns from them to tell a question about something else (a driving school's "培训") from one about the
+    plan."""
+
+    about_the_plan: list[NonEmpty] = []
+    not_about_the_plan: list[NonEmpty] = []
+
+
 class Department(Model):
     name: Text
 

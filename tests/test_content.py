@@ -90,6 +90,12 @@ def test_the_real_content_passes_the_check_command(capsys: pytest.CaptureFixture
         ("measures/12.yaml", "number: 12\n", "number: 12\nnumber: 13\n", "number: this key is written twice"),
         ("measures/12.yaml", "plan: 4\n", "plan: [4\n", "broken YAML"),
         ("targets.yaml", "quote: 扶持创业 1.9万人以上", "quote: 扶持创业 1.6万人以上", "targets[0].quote: this quote"),
+        (
+            "messages/not_about_the_plan.txt",
+            "# bench/questions.yaml\n",
+            "# bench/questions.yaml\n想开个公司  营业执照去哪办\n",
+            "also in about_the_plan.txt (line",
+        ),
     ],
 )
 def test_check_reports_each_broken_edit_with_file_line_and_field(

@@ -384,6 +384,21 @@ async def test_a_reload_forgets_the_words_of_the_old_content(tmp_path: Path) -> 
     assert reloaded.information("地方") == fresh.information("地方")
 
 
+async def test_admins_teach_the_assistant_what_the_plan_does_not_answer(tmp_path: Path) -> None:
+    """A few labelled messages about nail-art courses keep alike questions from the training measure, and
+    a founder's question with the same words about the plan still gets its measure."""
+    folder, store = searchable_copy(tmp_path)
+    assert store.snapshot.views["search"].answer("学美甲去哪报培训班").kind == "measure"
+    with (folder / "messages" / "not_about_the_plan.txt").open("a", encoding="utf-8") as labelled:
+        labelled.write("美甲培训班学费多少\n想学美甲，哪有靠谱的美甲班\n美甲美睫培训去哪学\n")
+    assert await store.reload() == []
+    search = store.snapshot.views["search"]
+    assert search.answer("学美甲去哪报培训班").kind == "none"
+    assert search.answer("美甲培训哪里好").kind == "none"
+    assert search.answer("开美甲店能贷款吗").hits[0].doc == 7
+    assert search.answer("创业培训班在哪报名").hits[0].doc == 19
+
+
 async def test_the_index_is_rebuilt_when_content_reloads(tmp_path: Path) -> None:
     folder, store = searchable_copy(tmp_path)
     assert store.snapshot.views["search"].answer("海参养殖").kind == "none"
@@ -447,6 +462,8 @@ async def test_a_word_of_another_field_keeps_every_measure_out(
     folder, store = searchable_copy(tmp_path)
     path = folder / "synonyms.yaml"
     path.write_text(path.read_text(encoding="utf-8").replace("创业板, ", ""), encoding="utf-8")
+    for labelled in (folder / "messages").glob("*.txt"):
+        labelled.write_text("", encoding="utf-8")
     assert await store.reload() == []
     assert store.snapshot.views["search"].answer("创业板开户需要什么条件").hits, "the admins' word did it"
 
