@@ -23,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     content_commands = content.add_subparsers(dest="content_command", required=True)
     check = content_commands.add_parser("check", help="validate the content folder")
     check.add_argument("path", nargs="?", type=Path, help="folder to check (default: CONTENT_DIR)")
+    explain = content_commands.add_parser("explain", help="show how a question is read and answered, and why")
+    explain.add_argument("messages", nargs="+", help="the question(s), as a founder would type them")
+    explain.add_argument("--path", type=Path, help="content folder (default: CONTENT_DIR)")
     staff = commands.add_parser("staff", help="grant or revoke the staff and admin roles")
     staff_commands = staff.add_subparsers(dest="staff_command", required=True)
     grant = staff_commands.add_parser("grant", help="make a user staff (for districts) or admin")
@@ -51,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    if args.command == "content" and args.content_command == "explain":
+        return content_explain(args.path or settings.content_dir, args.messages)
     if args.command == "content":
         return content_check(args.path or settings.content_dir)
     if args.command == "staff":
@@ -78,6 +83,21 @@ def content_check(folder: Path) -> int:
         print(f"{len(errors)} problem(s) in {folder} and the catalogs", file=sys.stderr)
         return 1
     print(f"{folder}: content is valid")
+    return 0
+
+
+def content_explain(folder: Path, messages: list[str]) -> int:
+    """What an admin needs to see to fix an answer: the words read, the matches, what kept measures out."""
+    from content.loader import load_content
+    from handlers.search import QuestionIndex
+
+    try:
+        index = QuestionIndex(load_content(folder))
+    except ContentInvalid as exc:
+        print(exc)
+        return 1
+    for message in messages:
+        print("\n".join(index.explain(message)), end="\n\n")
     return 0
 
 

@@ -364,6 +364,17 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class Reading:
+    """An answer and what it was decided on: the words that say what the message is about (with their
+    weight), the best matches, and how much the message is like those labelled not about the plan."""
+
+    answer: Answer
+    words: list[tuple[str, float]] = field(default_factory=list)
+    hits: list[Hit] = field(default_factory=list)
+    off_topic: float | None = None
+
+
+@dataclass(frozen=True)
 class Answer:
     kind: Literal["measure", "list", "targets", "smalltalk", "vague", "none"]
     hits: list[Hit] = field(default_factory=list)
@@ -558,18 +569,69 @@ class QuestionIndex:
 
     def answer(self, text: str) -> Answer:
         """What to reply to a free-text message."""
+        return self.read(text).answer
+
+    def read(self, text: str) -> Reading:
+        """The answer to a free-text message, with what it was decided on."""
         lang = detect_lang(text)
         talk = self.small_talk(text)
         if talk:
-            return Answer("smalltalk", smalltalk=talk, lang=lang)
+            return Reading(Answer("smalltalk", smalltalk=talk, lang=lang))
         normalized, terms = self.analyzer.analyze(text)
         meaningful = self._meaningful_words(normalized, terms)
+        words = [(normalized[span.start : span.stop], weight) for span, weight in meaningful]
         if not meaningful and not self.analyzer.unknown_words(normalized):  # 我想创业, 怎么申请, help me
-            return Answer("vague", lang=lang, asks=any(t.is_word and t.key in self.asking for t in terms))
+            return Reading(Answer("vague", lang=lang, asks=any(t.is_word and t.key in self.asking for t in terms)))
         hits = [h for h in self._search(normalized, terms, meaningful) if h.score >= MIN_SCORE]
         top = next((h for h in hits if _answerable(h)), None)
-        if top is None or self.off_topic.log_odds(text) > OFF_TOPIC_ODDS:
-            return Answer("none", lang=lang)
+        if top is None:
+            return Reading(Answer("none", lang=lang), words, hits)
+        odds = self.off_topic.log_odds(text)
+        return Reading(
+            self._choose(text, top, hits, lang) if odds <= OFF_TOPIC_ODDS else Answer("none", lang=lang),
+            words,
+            hits,
+            odds,
+        )
+
+    def explain(self, text: str) -> list[str]:
+        """How a message is read and answered, for admins improving the content (`content explain`)."""
+        reading = self.read(text)
+        normalized = normalize(text)
+        titles = {n: m.title.zh for n, m in self.content.measures.items()} | {TARGETS: self.content.targets.title.zh}
+        lines = [f"message: {text}"]
+        if reading.answer.kind == "smalltalk":
+            return [*lines, f"answer: small talk ({reading.answer.smalltalk})"]
+        lines.append(
+            "words that say what it is about (weight): "
+            + (", ".join(f"{w} ({weight:.1f})" for w, weight in reading.words) or "none")
+        )
+        plan_wide = self.not_about_plan.search(normalized) if self.not_about_plan else None
+        if plan_wide:
+            lines.append(f"plan-wide not_about word (synonyms.yaml): {plan_wide[0]}: no measure")
+        kept_out = [f"{n} ({found[0]})" for n, words in self.not_about.items() if (found := words.search(normalized))]
+        if kept_out:
+            lines.append("measures' own not_about words found: " + ", ".join(kept_out))
+        for hit in reading.hits[:3]:
+            where = "targets" if hit.doc == TARGETS else f"measure {hit.doc}"
+            lines.append(
+                f"match: {where} {titles[hit.doc]}: score {hit.score:.1f}, explains {hit.coverage:.0%} of the message"
+                f" ({', '.join(hit.matched)})" + ("" if _answerable(hit) else ": too little to answer")
+            )
+        if reading.off_topic in (math.inf, -math.inf):
+            label = "not_about_the_plan" if reading.off_topic > 0 else "about_the_plan"
+            lines.append(f"labelled in messages/{label}.txt" + (": held back" if reading.off_topic > 0 else ""))
+        elif reading.off_topic is not None:
+            held = reading.off_topic > OFF_TOPIC_ODDS
+            lines.append(
+                f"like the messages not about the plan (messages/*.txt): log-odds {reading.off_topic:.2f}, "
+                + (f"above {OFF_TOPIC_ODDS}: held back" if held else f"not above {OFF_TOPIC_ODDS}")
+            )
+        shown = ", ".join(str(h.doc) for h in reading.answer.hits)
+        return [*lines, f"answer: {reading.answer.kind}" + (f" ({shown})" if shown else "")]
+
+    def _choose(self, text: str, top: Hit, hits: list[Hit], lang: str | None) -> Answer:
+        """One measure's card, the targets, or a list, around the best answerable match."""
         others = [h for h in hits if h is not top]
         # The targets' lead must not come from the quantity boost alone: "how much can I borrow" is about
         # the loan measure as much as about the city's loan target, so both are offered.
@@ -594,10 +656,12 @@ class OffTopicModel:
     def __init__(self, about: Iterable[str], not_about: Iterable[str]) -> None:
         counts: dict[bool, Counter[str]] = {False: Counter(), True: Counter()}
         sizes: Counter[bool] = Counter()
+        self.labelled: dict[str, bool] = {}
         for off, messages in ((False, about), (True, not_about)):
             for message in messages:
                 counts[off].update(_message_features(message))
                 sizes[off] += 1
+                self.labelled[_FILLER.sub("", normalize(message))] = off
         self.prior = math.log((sizes[True] + 1) / (sizes[False] + 1))
         self.weights = {
             feature: math.log((counts[True][feature] + NAIVE_BAYES_ALPHA) / (sizes[True] + 2 * NAIVE_BAYES_ALPHA))
@@ -607,7 +671,11 @@ class OffTopicModel:
 
     def log_odds(self, text: str) -> float:
         """Above 0, the message is more like those not about the plan. The evidence is divided by the root of
-        the number of known features, so a long story is not judged by its length."""
+        the number of known features, so a long story is not judged by its length. A message labelled
+        itself (but for punctuation, spaces and case) is what its label says."""
+        label = self.labelled.get(_FILLER.sub("", normalize(text)))
+        if label is not None:
+            return math.inf if label else -math.inf
         known = [self.weights[f] for f in _message_features(text) if f in self.weights]
         return self.prior + (sum(known) / math.sqrt(len(known)) if known else 0.0)
 

@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select, update
 
 from bot.app import Services
+from bot.cli import main
 from content.loader import load_content
 from content.store import ContentStore
 from handlers.actions import not_asked_action
@@ -397,6 +398,23 @@ async def test_admins_teach_the_assistant_what_the_plan_does_not_answer(tmp_path
     assert search.answer("美甲培训哪里好").kind == "none"
     assert search.answer("开美甲店能贷款吗").hits[0].doc == 7
     assert search.answer("创业培训班在哪报名").hits[0].doc == 19
+
+    with (folder / "messages" / "about_the_plan.txt").open("a", encoding="utf-8") as labelled:
+        labelled.write("学美甲 去哪报培训班！\n")  # the admin's own label decides for that message
+    assert await store.reload() == []
+    assert store.snapshot.views["search"].answer("学美甲去哪报培训班").hits[0].doc == 19
+
+
+def test_admins_see_how_a_question_was_read(capsys: pytest.CaptureFixture[str]) -> None:
+    messages = ["创业板开户需要什么条件", "创业担保贷款怎么申请", "How do I open a bank account as a foreigner here?"]
+    assert main(["content", "explain", "--path", str(CONTENT), *messages]) == 0
+    stock, loan, bank = capsys.readouterr().out.strip().split("\n\n")
+    assert "plan-wide not_about word (synonyms.yaml): 创业板" in stock
+    assert stock.endswith("answer: none")
+    assert "match: measure 7 强化金融服务助力创业" in loan
+    assert "创业担保贷款 (" in loan
+    assert "labelled in messages/not_about_the_plan.txt: held back" in bank
+    assert "match: measure 1" in bank
 
 
 async def test_the_index_is_rebuilt_when_content_reloads(tmp_path: Path) -> None:
