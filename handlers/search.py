@@ -636,7 +636,7 @@ class QuestionIndex:
         # The targets' lead must not come from the quantity boost alone: "how much can I borrow" is about
         # the loan measure as much as about the city's loan target, so both are offered.
         lead = top.score / QUANTITY_BOOST if top.doc == TARGETS and _asks_quantity(text) else top.score
-        shown = [top, *(h for h in others if h.score >= LIST_RATIO * lead)][:3]
+        shown = [top, *(h for h in others if h.score >= LIST_RATIO * lead and h.coverage > 0)][:3]
         confident = top.score >= CONFIDENT_SCORE and (not others or lead >= CONFIDENT_RATIO * others[0].score)
         if confident or len(shown) == 1:
             if top.doc == TARGETS:

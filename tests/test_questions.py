@@ -159,6 +159,13 @@ def test_a_filler_word_alone_is_not_small_talk(index: QuestionIndex) -> None:
     assert index.small_talk("好的 我想贷款") is None
 
 
+def test_a_list_offers_only_measures_that_explain_something_of_the_message(index: QuestionIndex) -> None:
+    """A measure that shares only 申请 and 创业 with "聪明的创业者都申请什么" is no option to offer."""
+    answer = index.answer("聪明的创业者都申请什么")
+    assert answer.kind == "list"
+    assert all(hit.coverage > 0 for hit in answer.hits), [(h.doc, h.coverage) for h in answer.hits]
+
+
 def test_a_word_said_twice_is_explained_both_times(index: QuestionIndex) -> None:
     assert index.search("I need a mentor, a real startup mentor")[0].coverage > 0.8
     assert index.answer("I need a mentor, a real startup mentor").hits[0].doc == 20
