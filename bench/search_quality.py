@@ -8,8 +8,8 @@ name nothing specific count as answered without a measure), how many off-topic m
 no measure, small-talk handling, and the latency of answering one question against all content
 (p50, p99).
 
-The messages of the set being measured are left out of the content's labelled messages (content/
-messages.yaml, which were seeded from the development sets) before the index is built: every set is
+The messages of the set being measured are left out of the content's labelled messages
+(content/messages/*.txt, seeded from the development sets) before the index is built: every set is
 measured as questions the assistant has not learnt from.
 """
 
