@@ -261,8 +261,8 @@ def _read_messages(folder: Path, errors: list[ContentError]) -> LabelledMessages
         except (OSError, UnicodeDecodeError) as exc:
             errors.append(ContentError(name, 0, "", f"cannot read the file: {exc}"))
             return None
-        found[label] = [(n, " ".join(line.split())) for n, line in enumerate(lines, 1) if line.strip()]
-        found[label] = [(n, message) for n, message in found[label] if not message.startswith("#")]
+        messages = ((n, " ".join(line.split())) for n, line in enumerate(lines, 1))
+        found[label] = [(n, message) for n, message in messages if message and not message.startswith("#")]
     about = {message: n for n, message in found["about_the_plan"]}
     clashes = [
         ContentError(

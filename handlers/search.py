@@ -659,9 +659,10 @@ class OffTopicModel:
         self.labelled: dict[str, bool] = {}
         for off, messages in ((False, about), (True, not_about)):
             for message in messages:
-                counts[off].update(_message_features(message))
+                plain = normalize(message)
+                counts[off].update(_message_features(plain))
                 sizes[off] += 1
-                self.labelled[_FILLER.sub("", normalize(message))] = off
+                self.labelled[_FILLER.sub("", plain)] = off
         self.prior = math.log((sizes[True] + 1) / (sizes[False] + 1))
         self.weights = {
             feature: math.log((counts[True][feature] + NAIVE_BAYES_ALPHA) / (sizes[True] + 2 * NAIVE_BAYES_ALPHA))
@@ -673,10 +674,11 @@ class OffTopicModel:
         """Above 0, the message is more like those not about the plan. The evidence is divided by the root of
         the number of known features, so a long story is not judged by its length. A message labelled
         itself (but for punctuation, spaces and case) is what its label says."""
-        label = self.labelled.get(_FILLER.sub("", normalize(text)))
+        plain = normalize(text)
+        label = self.labelled.get(_FILLER.sub("", plain))
         if label is not None:
             return math.inf if label else -math.inf
-        known = [self.weights[f] for f in _message_features(text) if f in self.weights]
+        known = [self.weights[f] for f in _message_features(plain) if f in self.weights]
         return self.prior + (sum(known) / math.sqrt(len(known)) if known else 0.0)
 
 
@@ -685,9 +687,9 @@ def _off_topic_model(about: tuple[str, ...], not_about: tuple[str, ...]) -> OffT
     return OffTopicModel(about, not_about)
 
 
-def _message_features(text: str) -> set[str]:
+def _message_features(normalized: str) -> set[str]:
     features: set[str] = set()
-    for run in _RUNS.finditer(normalize(text)):
+    for run in _RUNS.finditer(normalized):
         word = run[0]
         if not run["latin"]:
             features.update(a + b for a, b in pairwise(word))
