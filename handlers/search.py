@@ -22,6 +22,8 @@ import math
 import os
 import re
 import unicodedata
+import zlib
+from array import array
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -65,6 +67,7 @@ SMALL_TALK_PRIORITY = ("identity", "greeting", "thanks", "goodbye")
 # out: it vetoed none of their rightly answered questions.
 OFF_TOPIC_ODDS = 1.5
 NAIVE_BAYES_ALPHA = 0.5
+OFF_TOPIC_BUCKETS = 1 << 19  # 2 MB of weights; fewer buckets, more features share one (measured: 2^18 lost a little)
 FIELD_WEIGHTS = {"title": 3.0, "keywords": 3.0, "questions": 2.0, "text": 1.0}
 
 _RUNS = re.compile(
@@ -647,28 +650,32 @@ class QuestionIndex:
 
 class OffTopicModel:
     """How much more a message looks like the messages labelled not about the plan than like those about it:
-    naive Bayes over what a message says (Chinese character pairs, Korean words and their syllable pairs,
-    English words), as log-odds. The words a message shares with a measure cannot tell a driving school's
-    "培训" from the plan's training; the words around them can, once admins have labelled such messages.
-    Hand-written: it is a few lines, where scikit-learn would bring NumPy and SciPy into every worker.
+    naive Bayes over what a message says (`_message_features`), as log-odds. The words a message shares with
+    a measure cannot tell a driving school's "培训" from the plan's training; the words around them can, once
+    admins have labelled such messages. Hand-written: it is a few lines, where scikit-learn would bring NumPy
+    and SciPy into every worker.
     """
 
     def __init__(self, about: Iterable[str], not_about: Iterable[str]) -> None:
-        counts: dict[bool, Counter[str]] = {False: Counter(), True: Counter()}
+        counts = {off: array("I", [0]) * OFF_TOPIC_BUCKETS for off in (False, True)}
         sizes: Counter[bool] = Counter()
         self.labelled: dict[str, bool] = {}
         for off, messages in ((False, about), (True, not_about)):
             for message in messages:
                 plain = normalize(message)
-                counts[off].update(_message_features(plain))
+                for bucket in _buckets(plain):
+                    counts[off][bucket] += 1
                 sizes[off] += 1
                 self.labelled[_FILLER.sub("", plain)] = off
         self.prior = math.log((sizes[True] + 1) / (sizes[False] + 1))
-        self.weights = {
-            feature: math.log((counts[True][feature] + NAIVE_BAYES_ALPHA) / (sizes[True] + 2 * NAIVE_BAYES_ALPHA))
-            - math.log((counts[False][feature] + NAIVE_BAYES_ALPHA) / (sizes[False] + 2 * NAIVE_BAYES_ALPHA))
-            for feature in counts[False].keys() | counts[True].keys()
-        }
+        self.known = bytearray(OFF_TOPIC_BUCKETS)
+        self.weights = array("f", [0.0]) * OFF_TOPIC_BUCKETS
+        for bucket, (on, off) in enumerate(zip(counts[False], counts[True], strict=True)):
+            if on or off:
+                self.known[bucket] = 1
+                self.weights[bucket] = math.log(
+                    (off + NAIVE_BAYES_ALPHA) / (sizes[True] + 2 * NAIVE_BAYES_ALPHA)
+                ) - math.log((on + NAIVE_BAYES_ALPHA) / (sizes[False] + 2 * NAIVE_BAYES_ALPHA))
 
     def log_odds(self, text: str) -> float:
         """Above 0, the message is more like those not about the plan. The evidence is divided by the root of
@@ -678,7 +685,7 @@ class OffTopicModel:
         label = self.labelled.get(_FILLER.sub("", plain))
         if label is not None:
             return math.inf if label else -math.inf
-        known = [self.weights[f] for f in _message_features(plain) if f in self.weights]
+        known = [self.weights[b] for b in _buckets(plain) if self.known[b]]
         return self.prior + (sum(known) / math.sqrt(len(known)) if known else 0.0)
 
 
@@ -687,14 +694,27 @@ def _off_topic_model(about: tuple[str, ...], not_about: tuple[str, ...]) -> OffT
     return OffTopicModel(about, not_about)
 
 
+def _buckets(normalized: str) -> set[int]:
+    """Where the off-topic model keeps what it learnt of each of a message's features: a fixed-size table
+    indexed by a stable hash (the feature strings themselves would cost several times the memory)."""
+    return {zlib.crc32(feature.encode()) % OFF_TOPIC_BUCKETS for feature in _message_features(normalized)}
+
+
 def _message_features(normalized: str) -> set[str]:
+    """What the off-topic model reads in a message: Chinese character pairs and triples, Korean syllable pairs,
+    and the Korean and English words, alone and next to each other."""
     features: set[str] = set()
+    words = []
     for run in _RUNS.finditer(normalized):
         word = run[0]
         if not run["latin"]:
             features.update(a + b for a, b in pairwise(word))
-        if not run["han"]:
-            features.add(_stem(word))
+        if run["han"]:
+            features.update(word[i : i + 3] for i in range(len(word) - 2))
+        else:
+            words.append(_stem(word))
+    features.update(words)
+    features.update(f"{a} {b}" for a, b in pairwise(words))
     return features
 
 
