@@ -394,11 +394,12 @@ async def test_a_reload_forgets_the_words_of_the_old_content(tmp_path: Path) -> 
 
 async def test_admins_teach_the_assistant_what_the_plan_does_not_answer(tmp_path: Path) -> None:
     """A few labelled messages about nail-art courses keep alike questions from the training measure, and
-    a founder's question with the same words about the plan still gets its measure."""
+    a founder's question with the same words about the plan still gets its measure. (How many it takes
+    depends on everything else labelled.)"""
     folder, store = searchable_copy(tmp_path)
     assert store.snapshot.views["search"].answer("学美甲去哪报培训班").kind == "measure"
     with (folder / "messages" / "not_about_the_plan.txt").open("a", encoding="utf-8") as labelled:
-        labelled.write("美甲培训班学费多少\n想学美甲，哪有靠谱的美甲班\n美甲美睫培训去哪学\n")
+        labelled.write("美甲培训班学费多少\n想学美甲，哪有靠谱的美甲班\n美甲美睫培训去哪学\n学美甲要报多久的班\n")
     assert await store.reload() == []
     search = store.snapshot.views["search"]
     assert search.answer("学美甲去哪报培训班").kind == "none"
