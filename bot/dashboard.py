@@ -249,6 +249,7 @@ def totals(report: DemandReport) -> list[tuple[str, int]]:
         ("提问 Questions", kinds["question"]),
         ("提问命中措施 Questions answered with a measure", sum(m.question_hits for m in report.measures)),
         ("答非所问 Answers that were not what was asked", kinds["rejected"]),
+        ("判为题外 Questions held back as off-topic", sum(m.held_back for m in report.measures)),
         ("匹配请求 Match requests", kinds["match"]),
         ("匹配到的措施 Measures matched", sum(m.matches for m in report.measures)),
     ]

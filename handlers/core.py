@@ -303,7 +303,14 @@ class Assistant:
             turn.log("question", text=text, answered=True, results=[result])
             reply = cards.about_measure(turn.content, topic, lang)
         else:
-            turn.log("question", text=text, answered=answer.kind != "none", results=_results(answer))
+            held = answer.held_back
+            turn.log(
+                "question",
+                text=text,
+                answered=answer.kind != "none",
+                results=_results(answer),
+                measure=held.doc if held is not None and held.doc != TARGETS else None,
+            )
             if answer.kind == "none":
                 return [cards.no_answer(turn.content, lang)]
             reply = await self._answer_card(turn, answer, lang)
@@ -604,7 +611,9 @@ class Assistant:
 
 
 def _results(answer: Answer) -> list[dict[str, Any]]:
-    """The ranked results of a question, as logged; the first marked `card` when its card was shown."""
+    """The ranked results of a question, as logged; the first marked `card` when its card was shown. A question
+    held back as not about the plan logs the match it was held back from, marked `held`."""
+    hits = answer.hits if answer.held_back is None else [answer.held_back]
     results = [
         {
             "measure": None if hit.doc == TARGETS else hit.doc,
@@ -612,10 +621,12 @@ def _results(answer: Answer) -> list[dict[str, Any]]:
             "rank": rank,
             "score": round(hit.score, 2),
         }
-        for rank, hit in enumerate(answer.hits, 1)
+        for rank, hit in enumerate(hits, 1)
     ]
     if answer.kind == "measure" and results:
         results[0]["card"] = True
+    if answer.held_back is not None:
+        results[0]["held"] = True
     return results
 
 

@@ -384,6 +384,8 @@ class Answer:
     smalltalk: str | None = None
     lang: str | None = None
     asks: bool = False  # a vague message with an asking word ("怎么申请"): about whatever was just shown
+    # The best match of a message answered "none" because it looks like those labelled not about the plan.
+    held_back: Hit | None = None
 
 
 class QuestionIndex:
@@ -591,7 +593,7 @@ class QuestionIndex:
             return Reading(Answer("none", lang=lang), words, hits)
         odds = self.off_topic.log_odds(text)
         return Reading(
-            self._choose(text, top, hits, lang) if odds <= OFF_TOPIC_ODDS else Answer("none", lang=lang),
+            self._choose(text, top, hits, lang) if odds <= OFF_TOPIC_ODDS else Answer("none", lang=lang, held_back=top),
             words,
             hits,
             odds,

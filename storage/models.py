@@ -59,8 +59,9 @@ class User(Base):
 CARD_STEP = 1
 # ...or was a match.
 MATCH_STEP = 2
-# The kinds of rows the assistant could not answer (answered is false): a question it found nothing for, and
-# a question answered with a measure whose asker said it was not what they asked ("rejected").
+# The kinds of rows the assistant could not answer (answered is false): a question it found nothing for (its
+# `measure` set when the question was held back from that measure as not about the plan), and a question
+# answered with a measure whose asker said it was not what they asked ("rejected", its `measure` that one).
 UNANSWERED_KINDS = ("question", "rejected")
 
 

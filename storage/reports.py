@@ -92,7 +92,9 @@ class Period:
 @dataclass
 class MeasureDemand:
     """Demand for one measure. `total` is the sum of the four counts; `rejected` (not in it) counts the
-    questions answered first with the measure whose askers said it was not what they asked."""
+    questions answered first with the measure whose askers said it was not what they asked, and `held_back`
+    (not in it either) the questions that matched it best but were held back as not about the plan (by the
+    labelled messages): those that should have had it belong in content/messages/about_the_plan.txt."""
 
     measure: int
     plan: int | None
@@ -103,6 +105,7 @@ class MeasureDemand:
     matches: int = 0
     total: int = 0
     rejected: int = 0
+    held_back: int = 0
 
 
 @dataclass
@@ -413,6 +416,8 @@ def _add_facets(
                 plan_of.setdefault(measure, plan)
         elif kind == "rejected" and measure:
             demand(measure).rejected += n
+        elif kind == "question" and measure:
+            demand(measure).held_back += n
         if hit:
             demand(hit).question_hits += n
     for channel, district, n in places:
@@ -566,7 +571,7 @@ def _long_rows(report: DemandReport) -> Iterator[tuple[str, Any, Any, str, Any]]
     yield "period", "until", "", "until", report.until.isoformat()
     yield "period", "inquiries", "", "count", report.inquiries
     for m in report.measures:
-        for metric in ("views", "deeplinks", "question_hits", "matches", "total", "rejected"):
+        for metric in ("views", "deeplinks", "question_hits", "matches", "total", "rejected", "held_back"):
             yield "measures", m.measure, m.title or "", metric, getattr(m, metric)
     for p in report.plans:
         for metric in ("measure_rows", "menu_views", "total"):
@@ -632,9 +637,12 @@ def to_table(report: DemandReport) -> str:
         f"Demand report {report.since.isoformat()} to {report.until.isoformat()} (UTC): {report.inquiries} inquiries",
         _grid(
             "Measures",
-            ["measure", "title", "views", "deeplinks", "question_hits", "matches", "total", "rejected"],
+            ["measure", "title", "views", "deeplinks", "question_hits", "matches", "total", "rejected", "held_back"],
             [
-                [m.measure, m.title or "", m.views, m.deeplinks, m.question_hits, m.matches, m.total, m.rejected]
+                [
+                    *(m.measure, m.title or "", m.views, m.deeplinks, m.question_hits),
+                    *(m.matches, m.total, m.rejected, m.held_back),
+                ]
                 for m in report.measures
             ],
         ),

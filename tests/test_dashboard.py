@@ -62,6 +62,7 @@ LOG = [
     row("u2", 12, "question", text="怎么办营业执照", answered=False, results=[]),
     row("u4", 13, "question", text="怎么办营业执照？", answered=False, results=[]),
     row("u4", 13, "question", text=NASTY, answered=False, results=[]),
+    row("u4", 13, "question", text="驾校培训多少钱", answered=False, measure=19, results=[hit(19, 1) | {"held": True}]),
     row("u3", 14, "plan", plan=3),
     row(
         "u3",
@@ -370,11 +371,13 @@ async def test_page_csv_and_json_show_the_numbers_of_demand_report(client: TestC
     seven = next(m for m in report.measures if m.measure == 7)
     assert (seven.views, seven.deeplinks, seven.question_hits, seven.matches, seven.total) == (3, 1, 1, 1, 6)
     assert seven.rejected == 1, "not in the total: the question was asked once"
+    assert [(m.measure, m.held_back, m.total) for m in report.measures if m.held_back] == [(19, 1, 0)]
     assert (await login(client)).status == 303
     html = await (await client.get(f"/admin?{QUERY}")).text()
     tables = Tables(html).tables
+    assert "<dt>判为题外 Questions held back as off-topic</dt><dd>1</dd>" in html
 
-    numbers = ("views", "deeplinks", "question_hits", "matches", "total", "rejected")
+    numbers = ("views", "deeplinks", "question_hits", "matches", "total", "rejected", "held_back")
     expected = [
         [str(m.measure), m.title or "", str(m.plan or ""), *(str(getattr(m, n)) for n in numbers)]
         for m in report.measures
@@ -396,7 +399,7 @@ async def test_page_csv_and_json_show_the_numbers_of_demand_report(client: TestC
     ]
     assert [int(r[1]) for r in tables["funnel"]] == [f.users for f in report.funnel]
     assert [r[2] for r in tables["context"]] == [str(c.interest) for c in report.context]
-    assert sum(int(r[-1]) for r in tables["weeks"]) == report.inquiries == 13
+    assert sum(int(r[-1]) for r in tables["weeks"]) == report.inquiries == 14
     assert re.search(rf"<dt>咨询总数 Inquiries</dt><dd>{report.inquiries}</dd>", html)
     assert 'data-measure="7" data-metric="views" data-value="3"' in html
 
@@ -409,7 +412,7 @@ async def test_page_csv_and_json_show_the_numbers_of_demand_report(client: TestC
     assert "attachment" in response.headers["Content-Disposition"]
     assert (await response.read()).decode("utf-8-sig") == to_csv(report)
     rows = list(csv.DictReader(io.StringIO(to_csv(report))))
-    assert ["inquiries", "13"] in [[r["key"], r["value"]] for r in rows if r["section"] == "period"]
+    assert ["inquiries", "14"] in [[r["key"], r["value"]] for r in rows if r["section"] == "period"]
     as_json = await (await client.get(f"/admin/report.json?{QUERY}")).text()
     assert json.loads(as_json) == json.loads(to_json(report))
 

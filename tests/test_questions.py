@@ -334,6 +334,26 @@ async def test_an_answer_that_missed_reaches_the_admins_as_an_unanswered_questio
     assert {m.measure: m.rejected for m in report.measures if m.rejected} == {6: 1}
 
 
+async def test_a_question_held_back_as_off_topic_is_logged_with_the_measure_it_was_held_from(
+    web_client: TestClient, services: Services
+) -> None:
+    """Admins see which measures the labelled messages hold questions back from, to catch a wrong hold."""
+    question = "How do I open a bank account as a foreigner here?"  # in not_about_the_plan.txt; it matches 1
+    (reply,) = await chat(web_client, text=question)
+    assert "could not find a measure" in reply["text"] and not [a for a in actions(reply) if a.startswith("m:")]
+
+    await services.inquiries.flush()
+    async with services.db.session() as session:
+        (logged,) = (await session.scalars(select(Inquiry).where(Inquiry.kind == "question"))).all()
+    assert (logged.answered, logged.measure, logged.hit) == (False, 1, None)
+    assert logged.results[0]["measure"] == 1 and logged.results[0]["held"] is True
+    now = datetime.now(UTC)
+    report = await demand_report(services.db, Period(now - timedelta(hours=1), now + timedelta(hours=1)))
+    assert [q.text for q in report.unanswered] == [question]
+    assert {m.measure: m.held_back for m in report.measures if m.held_back} == {1: 1}
+    assert not any(m.question_hits or m.rejected for m in report.measures)
+
+
 async def test_not_what_i_asked_refers_only_to_the_users_own_questions(
     web_client: TestClient, services: Services
 ) -> None:

@@ -269,6 +269,7 @@ async def test_three_formats_carry_the_same_numbers_and_no_ids(report: DemandRep
         "matches": 2,
         "total": 6,
         "rejected": 0,
+        "held_back": 0,
     }
 
     rows = list(csv.DictReader(io.StringIO(to_csv(report))))
@@ -291,6 +292,7 @@ async def test_three_formats_carry_the_same_numbers_and_no_ids(report: DemandRep
         assert csv_measures[m.measure, "total"] == m.total
         assert csv_measures[m.measure, "matches"] == m.matches
         assert csv_measures[m.measure, "rejected"] == m.rejected
+        assert csv_measures[m.measure, "held_back"] == m.held_back
     weeks = {(r["key"], r["label"]): int(r["value"]) for r in rows if r["section"] == "weeks"}
     assert weeks == {(w.week.isoformat(), w.kind): w.count for w in report.weeks}
     assert ["怎么办营业执照", "count", "3"] in [[r["label"], r["metric"], r["value"]] for r in rows]
@@ -300,7 +302,7 @@ async def test_three_formats_carry_the_same_numbers_and_no_ids(report: DemandRep
     assert "怎么办营业执照" in table
     assert "新发放创业担保贷款6亿元以上 (target by 2026, 威政办字〔2025〕8号)" in table
     seven = next(line for line in table.splitlines() if line.split()[:2] == ["7", "强化金融服务助力创业"])
-    assert seven.split()[2:] == ["2", "1", "1", "2", "6", "0"]
+    assert seven.split()[2:] == ["2", "1", "1", "2", "6", "0", "0"]
 
     for text in (to_json(report), to_csv(report), table):
         for _, raw in RAW_IDS.values():
