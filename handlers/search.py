@@ -74,6 +74,9 @@ _RUNS = re.compile(
     r"(?P<han>[\u3400-\u9fff]+)|(?P<hangul>[\uac00-\ud7a3]+)|(?P<latin>[a-z0-9](?:[a-z0-9+]|'(?=[a-z]))*)"
 )
 _AMERICAN = re.compile(r"iz(e|es|ed|ing|ation|ations)$")  # specialized -> specialised, as the content writes
+# Opening a shop of some kind (开个早餐店, 开家烧烤馆): the kind is the founder's situation, the shop is the topic.
+_OPENING_A_SHOP = re.compile(r"开(?:了|一)?[个家间]?[^开个家间去到在的了和跟]{1,4}?[店馆铺]")
+SHOP = "开店"
 _FILLER = re.compile(r"[\s\W_啊呀吧呢吗哦嗯哈啦嘛么~～]+")
 # A number, with its unit (二十年, 十几年, 35岁, 10万): it tells the founder's situation, not what the message is
 # about. A year of the plan (2026) is left alone: it points at the targets.
@@ -282,6 +285,8 @@ class Analyzer:
         for word, start, end in self.tokenizer.tokenize(run, mode="search", HMM=False):
             if word not in ZH_STOPWORDS and (len(word) > 1 or word in self.synonyms):
                 yield Term(self._canonical(word), 1.0, offset + start, offset + end)
+        for shop in _OPENING_A_SHOP.finditer(run):  # its words are parts of it, and say nothing more
+            yield Term(self._canonical(SHOP), 1.0, offset + shop.start(), offset + shop.end())
         for i, (a, b) in enumerate(pairwise(run)):
             if a in BIGRAM_STOP_CHARS or b in BIGRAM_STOP_CHARS:
                 continue
@@ -314,6 +319,15 @@ class Analyzer:
                 if alone >= 2:
                     return True
         return False
+
+    def inside_words(self, text: str) -> set[int]:
+        """The places in `text` that fall inside a Chinese word (between 早 and 餐 in 早餐店)."""
+        inside: set[int] = set()
+        for run in _RUNS.finditer(text):
+            if run["han"]:
+                for _word, start, end in self.tokenizer.tokenize(run[0], HMM=False):
+                    inside.update(range(run.start() + start + 1, run.start() + end))
+        return inside
 
     def is_word(self, text: str) -> bool:
         """Whether the segmenter's dictionary has `text` as a word (it also keeps prefixes, at frequency 0)."""
@@ -558,12 +572,16 @@ class QuestionIndex:
         """'greeting', 'thanks', 'goodbye' or 'identity' when the message is only small talk: its phrases,
         filler that may come with them (好嘞, ok) and function words ("你是机器人还是真人")."""
         kinds: set[str] = set()
+        text = normalize(text)
+        inside = self.analyzer.inside_words(text)
 
         def remove(found: re.Match[str]) -> str:
+            if found.start() in inside or found.end() in inside:  # 早 in 早餐店 is no greeting
+                return found[0]
             kinds.add(self.smalltalk_kinds[found[0]])
             return " "
 
-        rest = self.smalltalk.sub(remove, normalize(text))
+        rest = self.smalltalk.sub(remove, text)
         if not kinds:
             return None
         rest = self.smalltalk_filler.sub(" ", rest) if self.smalltalk_filler else rest

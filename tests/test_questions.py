@@ -217,9 +217,27 @@ def test_small_talk_may_come_with_function_words(message: str, kind: str, index:
     assert index.small_talk(message) == kind
 
 
-@pytest.mark.parametrize("message", ["this loan", "机器人创业能贷款吗", "human resources training", "客服电话多少"])
+@pytest.mark.parametrize(
+    "message", ["this loan", "机器人创业能贷款吗", "human resources training", "客服电话多少", "想在文登开个早餐店"]
+)
 def test_a_question_that_shares_a_word_with_small_talk_is_a_question(message: str, index: QuestionIndex) -> None:
-    assert index.small_talk(message) is None
+    assert index.small_talk(message) is None  # 早 (good morning) in 早餐店 is part of a word
+
+
+@pytest.mark.parametrize(
+    ("question", "measure"),
+    [
+        ("开个早餐店能贷款吗", 7),
+        ("想开个烧烤店，能借点钱吗", 7),
+        ("我想开个奶茶店，能贷款吗", 7),
+        ("开个早餐店要办什么手续", 1),
+    ],
+)
+def test_the_kind_of_shop_a_founder_opens_is_their_situation_not_the_topic(
+    question: str, measure: int, index: QuestionIndex
+) -> None:
+    """早餐, 烧烤 say what the founder sells, not what they ask; opening a shop is what the plan knows."""
+    assert measure in [hit.doc for hit in index.answer(question).hits][:2]
 
 
 def test_asking_words_neither_explain_a_match_nor_count_against_it(tmp_path: Path) -> None:
