@@ -45,10 +45,10 @@ K1, B = 1.2, 0.6
 PINYIN_WEIGHT = 0.35
 BIGRAM_WEIGHT = 0.5
 MIN_SCORE = 2.8
-MIN_COVERAGE = 0.3  # a strong match must still explain this share of what the message says...
-STRONG_SCORE = 7.5
+# The share of what a message says that a match must explain to be an answer, by the match's score: a weak
+# match more than half, a strong one 30%, a very strong one (several of a measure's own words) a quarter.
+COVERAGE_NEEDED = ((15.0, 0.25), (7.5, 0.3), (0.0, 0.52))
 CLAUSE_WORDS = 2  # a clause of a long message with this many meaningful words may be explained on its own
-SURE_COVERAGE = 0.52  # ...and a weaker one this share
 UBIQUITOUS_IDF = 0.3
 # A word no measure uses weighs by how rare it is in everyday language (its information content,
 # -ln of its frequency: jieba's dictionary for Chinese, wordfreq's lists for English and Korean):
@@ -766,4 +766,4 @@ def _asks_quantity(text: str) -> bool:
 
 def _answerable(hit: Hit) -> bool:
     """Whether the best match explains enough of the message to be an answer, not a coincidence."""
-    return hit.coverage >= SURE_COVERAGE or (hit.coverage >= MIN_COVERAGE and hit.score >= STRONG_SCORE)
+    return any(hit.score >= score and hit.coverage >= share for score, share in COVERAGE_NEEDED)
