@@ -58,6 +58,8 @@ UBIQUITOUS_IDF = 0.3
 COMMON_INFO, RARE_INFO, UNKNOWN_FLOOR = 7.0, 11.0, 0.2
 QUANTITY_BOOST = 2.0  # "how many...?" is a question about the plan's figures, which the targets list
 QUANTITY_WORDS = ("多少", "几", "how many", "how much", "몇", "얼마")
+# ...but how much one founder can get (能贷多少, 最多能拿几个, how much can I borrow) is a measure's question.
+_OWN_AMOUNT = re.compile(r"(?:能|可以|最多|最高|可)[^\s,.!?，。！？]{0,3}(?:多少|几)|how much can|얼마나.{0,6}수")
 CONFIDENT_SCORE = 6.0
 CONFIDENT_RATIO = 1.6
 LIST_RATIO = 0.45
@@ -761,7 +763,7 @@ def _coverage(words: list[tuple[range, float]], covered: set[int]) -> float:
 
 def _asks_quantity(text: str) -> bool:
     text = text.lower()
-    return any(word in text for word in QUANTITY_WORDS)
+    return any(word in text for word in QUANTITY_WORDS) and not _OWN_AMOUNT.search(text)
 
 
 def _answerable(hit: Hit) -> bool:

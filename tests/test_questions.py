@@ -16,7 +16,7 @@ from content.loader import load_content
 from content.store import ContentStore
 from handlers.actions import not_asked_action
 from handlers.core import TOPIC_TTL
-from handlers.search import QuestionIndex
+from handlers.search import TARGETS, QuestionIndex
 from storage.models import Inquiry
 from storage.questions import question_key
 from storage.reports import Period, demand_report
@@ -39,6 +39,7 @@ def index() -> QuestionIndex:
         ("創業失敗了有沒有救助", 10),
         ("ＡＩ项目种子期想找天使投资", 8),
         ("送外卖的能交工伤保险吗", 6),
+        ("创业担保贷款利息有补贴吗", 7),  # the plan says nothing of interest: the card says whom to ask
         ("Can researchers take leave to start a company?", 12),
         ("창업 멘토링 받고 싶어요", 20),
     ],
@@ -222,6 +223,21 @@ def test_small_talk_may_come_with_function_words(message: str, kind: str, index:
 )
 def test_a_question_that_shares_a_word_with_small_talk_is_a_question(message: str, index: QuestionIndex) -> None:
     assert index.small_talk(message) is None  # 早 (good morning) in 早餐店 is part of a word
+
+
+@pytest.mark.parametrize(
+    ("question", "first"),
+    [
+        ("创业担保贷款咋申请 能贷多少", 7),  # what one founder can get: the measure, not the city's loan target
+        ("How much can I borrow with a startup guarantee loan?", 7),
+        ("到2026年扶持多少人创业", TARGETS),
+        ("创业担保贷款每年要发放多少", TARGETS),
+    ],
+)
+def test_how_many_asks_about_the_targets_and_how_much_can_i_get_about_a_measure(
+    question: str, first: int, index: QuestionIndex
+) -> None:
+    assert index.answer(question).hits[0].doc == first
 
 
 @pytest.mark.parametrize(
