@@ -576,18 +576,22 @@ class QuestionIndex:
         kinds: set[str] = set()
         text = normalize(text)
         inside = self.analyzer.inside_words(text)
-
-        def remove(found: re.Match[str]) -> str:
+        rest, position = "", 0
+        while found := self.smalltalk.search(text, position):
             if found.start() in inside or found.end() in inside:  # 早 in 早餐店 is no greeting
-                return found[0]
+                rest += text[position : found.start() + 1]
+                position = found.start() + 1
+                continue
             kinds.add(self.smalltalk_kinds[found[0]])
-            return " "
-
-        rest = self.smalltalk.sub(remove, text)
+            rest += text[position : found.start()] + " "
+            position = found.end()
+        rest += text[position:]
         if not kinds:
             return None
         rest = self.smalltalk_filler.sub(" ", rest) if self.smalltalk_filler else rest
         rest_text, terms = self.analyzer.analyze(rest)
+        if self.analyzer.unknown_words(rest_text):  # 梅西和C罗谁更厉害: names the dictionary does not know
+            return None
         if any(t.is_word and rest_text[t.start : t.end] not in self.function_words for t in terms):
             return None
         return next(kind for kind in SMALL_TALK_PRIORITY if kind in kinds)
