@@ -77,7 +77,7 @@ _RUNS = re.compile(
 )
 _AMERICAN = re.compile(r"iz(e|es|ed|ing|ation|ations)$")  # specialized -> specialised, as the content writes
 # Opening a shop of some kind (开个早餐店, 开家烧烤馆): the kind is the founder's situation, the shop is the topic.
-_OPENING_A_SHOP = re.compile(r"开(?:了|一)?[个家间]?[^开个家间去到在的了和跟]{1,4}?[店馆铺]")
+_OPENING_A_SHOP = re.compile(r"开(?:了|一)?[个家间]?[^开个家间去到在的了和跟发放展会]{1,4}?[店馆铺]")
 SHOP = "开店"
 _FILLER = re.compile(r"[\s\W_啊呀吧呢吗哦嗯哈啦嘛么~～]+")
 # A number, with its unit (二十年, 十几年, 35岁, 10万): it tells the founder's situation, not what the message is
