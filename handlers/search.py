@@ -46,8 +46,8 @@ PINYIN_WEIGHT = 0.35
 BIGRAM_WEIGHT = 0.5
 MIN_SCORE = 2.8
 # The share of what a message says that a match must explain to be an answer, by the match's score: a weak
-# match more than half, a strong one 30%, a very strong one (several of a measure's own words) a quarter.
-COVERAGE_NEEDED = ((15.0, 0.25), (7.5, 0.3), (0.0, 0.52))
+# match more than half, a strong one 30%, a very strong one (several of a measure's own words) a fifth.
+COVERAGE_NEEDED = ((15.0, 0.2), (7.5, 0.3), (0.0, 0.52))
 CLAUSE_WORDS = 2  # a clause of a long message with this many meaningful words may be explained on its own
 UBIQUITOUS_IDF = 0.3
 # A word no measure uses weighs by how rare it is in everyday language (its information content,
@@ -444,7 +444,7 @@ class QuestionIndex:
         self.idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in frequency.items()}
         self.max_idf = max(self.idf.values())
         self.lengths = {doc_id: sum(doc.values()) for doc_id, doc in self.docs.items()}
-        self.function_words = _function_words()
+        self.function_words = _function_words() - words  # the admins' keywords and synonyms (VC, 借) say something
         self.asking = {t.key for word in content.synonyms.asking for t in self.analyzer.analyze(word)[1] if t.is_word}
         about = [
             q for measure in content.measures.values() for lang in LANGS for q in measure.search.questions.get(lang)
