@@ -56,7 +56,8 @@ UBIQUITOUS_IDF = 0.3
 # COMMON_INFO a word weighs UNKNOWN_FLOOR of the most specific word, from RARE_INFO on all of it;
 # a word the frequency lists do not know weighs all.
 COMMON_INFO, RARE_INFO, UNKNOWN_FLOOR = 7.0, 11.0, 0.2
-QUANTITY_BOOST = 2.0  # "how many...?" is a question about the plan's figures, which the targets list
+QUANTITY_BOOST = 2.0  # "how many...?" asks about the plan's figures: the targets, or a measure's own figures
+FIGURE_WORD_IDF = 2.0  # in at most three documents
 QUANTITY_WORDS = ("多少", "几", "how many", "how much", "몇", "얼마")
 # ...but how much one founder can get (能贷多少, 最多能拿几个, how much can I borrow) is a measure's question.
 _OWN_AMOUNT = re.compile(r"(?:能|可以|最多|最高|可)[^\s,.!?，。！？]{0,3}(?:多少|几)|how much can|얼마나.{0,6}수")
@@ -445,6 +446,22 @@ class QuestionIndex:
         self.max_idf = max(self.idf.values())
         self.lengths = {doc_id: sum(doc.values()) for doc_id, doc in self.docs.items()}
         self.function_words = _function_words() - words  # the admins' keywords and synonyms (VC, 借) say something
+        # The specific words of a measure's own figures (青年人才 of "每年吸引青年人才不少于2万人"): "how many"
+        # questions about them ask the measure, as questions about the city's figures ask the targets.
+        self.figure_words = {
+            measure.number: {
+                t.key
+                for figure in measure.figures
+                for lang in LANGS
+                for t in self.analyzer.analyze(figure.label.get(lang))[1]
+                if t.is_word
+                and len(t.key) > 1
+                and t.key not in self.docs[TARGETS]
+                and t.key not in self.function_words
+                and self.idf.get(t.key, 0.0) >= FIGURE_WORD_IDF
+            }
+            for measure in content.measures.values()
+        }
         self.asking = {t.key for word in content.synonyms.asking for t in self.analyzer.analyze(word)[1] if t.is_word}
         about = [
             q for measure in content.measures.values() for lang in LANGS for q in measure.search.questions.get(lang)
@@ -528,7 +545,9 @@ class QuestionIndex:
                 gains[normalized[term.start : term.end]] += gain
                 if self.idf[key] >= UBIQUITOUS_IDF:
                     covered.update(places[key])
-            if doc_id == TARGETS and _asks_quantity(normalized):
+            if _asks_quantity(normalized) and (
+                doc_id == TARGETS or not self.figure_words.get(doc_id, set()).isdisjoint(query)
+            ):
                 score *= QUANTITY_BOOST
             if score > 0:
                 matched = [w for w, _ in gains.most_common() if len(w) > 1][:3]
