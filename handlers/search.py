@@ -67,7 +67,7 @@ LIST_RATIO = 0.45
 SMALL_TALK_PRIORITY = ("identity", "greeting", "thanks", "goodbye")
 # A message whose log-odds of being about something else than the plan, by the admins' labelled messages,
 # exceed this gets no measure. Chosen on the development sets, each measured with its own messages left
-# out: it vetoed none of their rightly answered questions.
+# out: it vetoes one of their 4,392 rightly answered questions and 108 of the 132 off-topic ones answered.
 OFF_TOPIC_ODDS = 1.5
 NAIVE_BAYES_ALPHA = 0.5
 OFF_TOPIC_BUCKETS = 1 << 19  # 2 MB of weights; fewer buckets, more features share one (measured: 2^18 lost a little)
