@@ -531,6 +531,7 @@ class QuestionIndex:
         hits = []
         places_explained: dict[int, set[int]] = {}
         excluded = {doc_id for doc_id, words in self.not_about.items() if words.search(normalized)}
+        quantity = _asks_quantity(normalized)
         for doc_id, doc in self.docs.items():
             score = 0.0
             gains: Counter[str] = Counter()
@@ -545,9 +546,7 @@ class QuestionIndex:
                 gains[normalized[term.start : term.end]] += gain
                 if self.idf[key] >= UBIQUITOUS_IDF:
                     covered.update(places[key])
-            if _asks_quantity(normalized) and (
-                doc_id == TARGETS or not self.figure_words.get(doc_id, set()).isdisjoint(query)
-            ):
+            if quantity and (doc_id == TARGETS or not self.figure_words.get(doc_id, set()).isdisjoint(query)):
                 score *= QUANTITY_BOOST
             if score > 0:
                 matched = [w for w, _ in gains.most_common() if len(w) > 1][:3]
@@ -594,9 +593,10 @@ class QuestionIndex:
         filler that may come with them (好嘞, ok) and function words ("你是机器人还是真人")."""
         kinds: set[str] = set()
         text = normalize(text)
-        inside = self.analyzer.inside_words(text)
+        inside: set[int] | None = None  # segmented only when a phrase is found: most messages have none
         rest, position = "", 0
         while found := self.smalltalk.search(text, position):
+            inside = self.analyzer.inside_words(text) if inside is None else inside
             if found.start() in inside or found.end() in inside:  # 早 in 早餐店 is no greeting
                 rest += text[position : found.start() + 1]
                 position = found.start() + 1
