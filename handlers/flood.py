@@ -33,8 +33,8 @@ class FloodControl:
         self.clock = clock
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
 
-    def allow(self, user: str, now: float | None = None) -> str:
-        now = self.clock() if now is None else now
+    def allow(self, user: str) -> str:
+        now = self.clock()
         bucket = self._buckets.get(user)
         if bucket is None:
             bucket = self._buckets[user] = _Bucket(float(self.burst), now)
