@@ -18,12 +18,14 @@ words made a measure match, which ranking libraries do not.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
 import unicodedata
 import zlib
 from array import array
+from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -702,20 +704,25 @@ class OffTopicModel:
     """
 
     def __init__(self, about: Iterable[str], not_about: Iterable[str]) -> None:
-        counts = {off: array("I", [0]) * OFF_TOPIC_BUCKETS for off in (False, True)}
+        # Counted in the tables that end up as the weights (float32 counts are exact up to 2^24), so that
+        # training needs one more table, not two.
+        self.weights = array("f", [0.0]) * OFF_TOPIC_BUCKETS
+        self.known = bytearray(OFF_TOPIC_BUCKETS)
+        on_counts = array("I", [0]) * OFF_TOPIC_BUCKETS
         sizes: Counter[bool] = Counter()
-        self.labelled: dict[str, bool] = {}
-        for off, messages in ((False, about), (True, not_about)):
+        keys: dict[bool, set[int]] = {False: set(), True: set()}
+        for off, messages, counts in ((False, about, on_counts), (True, not_about, self.weights)):
             for message in messages:
                 plain = normalize(message)
                 for bucket in _buckets(plain):
-                    counts[off][bucket] += 1
+                    counts[bucket] += 1
                 sizes[off] += 1
-                self.labelled[_FILLER.sub("", plain)] = off
+                keys[off].add(_message_key(plain))
         self.prior = math.log((sizes[True] + 1) / (sizes[False] + 1))
-        self.known = bytearray(OFF_TOPIC_BUCKETS)
-        self.weights = array("f", [0.0]) * OFF_TOPIC_BUCKETS
-        for bucket, (on, off) in enumerate(zip(counts[False], counts[True], strict=True)):
+        self.labelled_about = array("Q", sorted(keys[False] - keys[True]))
+        self.labelled_not_about = array("Q", sorted(keys[True]))
+        for bucket, on in enumerate(on_counts):
+            off = self.weights[bucket]
             if on or off:
                 self.known[bucket] = 1
                 self.weights[bucket] = math.log(
@@ -727,11 +734,24 @@ class OffTopicModel:
         the number of known features, so a long story is not judged by its length. A message labelled
         itself (but for punctuation, spaces and case) is what its label says."""
         plain = normalize(text)
-        label = self.labelled.get(_FILLER.sub("", plain))
-        if label is not None:
-            return math.inf if label else -math.inf
+        key = _message_key(plain)
+        if _holds(self.labelled_not_about, key):
+            return math.inf
+        if _holds(self.labelled_about, key):
+            return -math.inf
         known = [self.weights[b] for b in _buckets(plain) if self.known[b]]
         return self.prior + (sum(known) / math.sqrt(len(known)) if known else 0.0)
+
+
+def _message_key(normalized: str) -> int:
+    """A labelled message as a 64-bit digest of what it says (but for punctuation and spaces): the lookup
+    holds 8 bytes a message instead of its text."""
+    return int.from_bytes(hashlib.blake2b(_FILLER.sub("", normalized).encode(), digest_size=8).digest(), "big")
+
+
+def _holds(sorted_keys: array, key: int) -> bool:
+    at = bisect_left(sorted_keys, key)
+    return at < len(sorted_keys) and sorted_keys[at] == key
 
 
 @lru_cache(maxsize=2)  # every worker and every test builds the index from the same messages
