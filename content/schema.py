@@ -248,6 +248,11 @@ class SynonymsFile(Model):
         description="words that ask about a measure (申请, 条件, apply) rather than say what the message is about: "
         "they neither explain a match nor count against it",
     )
+    situation: list[NonEmpty] = Field(
+        default=[],
+        description="words that tell the founder's situation where no measure is about it (下岗, laid off): like "
+        "asking words, they neither explain a match nor count against it",
+    )
     not_about: list[NonEmpty] = Field(
         default=[],
         description="words that show a message is about something other than the plan (创业板 is a stock board): "

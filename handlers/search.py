@@ -464,7 +464,8 @@ class QuestionIndex:
             }
             for measure in content.measures.values()
         }
-        self.asking = {t.key for word in content.synonyms.asking for t in self.analyzer.analyze(word)[1] if t.is_word}
+        self.asking = self._word_keys(content.synonyms.asking)
+        self.situation = self._word_keys(content.synonyms.situation)
         about = [
             q for measure in content.measures.values() for lang in LANGS for q in measure.search.questions.get(lang)
         ]
@@ -472,6 +473,9 @@ class QuestionIndex:
         self.off_topic = _off_topic_model(
             tuple(about + content.messages.about_the_plan), tuple(content.messages.not_about_the_plan)
         )
+
+    def _word_keys(self, words: Iterable[str]) -> set[str]:
+        return {t.key for word in words for t in self.analyzer.analyze(word)[1] if t.is_word}
 
     @staticmethod
     def _fields_of(measure: Measure) -> dict[str, list[str]]:
@@ -577,7 +581,8 @@ class QuestionIndex:
             span = range(term.start, term.end)
             part = any(s != span and s.start <= span.start and span.stop <= s.stop for s in spans)
             typed = text[term.start : term.end]
-            said = term.is_word and not part and typed not in self.function_words and term.key not in self.asking
+            said = term.is_word and not part and typed not in self.function_words
+            said = said and term.key not in self.asking and term.key not in self.situation
             said = said and not _NUMBER.fullmatch(typed) and typed not in self.smalltalk_kinds  # 二十年, 你好
             if said and idf >= UBIQUITOUS_IDF and term.key not in QUANTITY_WORDS:
                 words.append((span, min(idf, self._everyday_weight(term.key))))

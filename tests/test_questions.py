@@ -277,6 +277,20 @@ def test_asking_words_neither_explain_a_match_nor_count_against_it(tmp_path: Pat
     assert without.coverage < index.search(question)[0].coverage
 
 
+def test_a_founders_situation_that_no_measure_is_about_is_not_the_topic(tmp_path: Path) -> None:
+    """下岗 says what happened to the founder, not what they ask: the loan question is answered."""
+    folder, store = searchable_copy(tmp_path)
+    question = "厂子倒了 下岗了 想开个洗车店 能贷点款不"
+    answer = store.snapshot.views["search"].answer(question)
+    assert answer.kind in ("measure", "list") and answer.hits[0].doc == 7
+    synonyms = folder / "synonyms.yaml"
+    text = synonyms.read_text(encoding="utf-8")
+    start = text.index("situation:")
+    synonyms.write_text(text[:start] + "situation: []" + text[text.index("\n", start) :], encoding="utf-8")
+    store.load()
+    assert store.snapshot.views["search"].answer(question).kind == "none"
+
+
 async def test_a_question_and_its_ranked_results_are_logged(web_client: TestClient, services: Services) -> None:
     await chat(web_client, text="我想带款开个小店")
     await services.inquiries.flush()
