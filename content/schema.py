@@ -250,7 +250,7 @@ class SynonymsFile(Model):
     )
     situation: list[NonEmpty] = Field(
         default=[],
-        description="words that tell the founder's situation where no measure is about it (下岗, laid off): like "
+        description="words that tell the founder's situation where no measure is about it (下岗, unemployed): like "
         "asking words, they neither explain a match nor count against it",
     )
     not_about: list[NonEmpty] = Field(
