@@ -61,8 +61,13 @@ COMMON_INFO, RARE_INFO, UNKNOWN_FLOOR = 7.0, 11.0, 0.2
 QUANTITY_BOOST = 2.0  # "how many...?" asks about the plan's figures: the targets, or a measure's own figures
 FIGURE_WORD_IDF = 2.0  # in at most three documents
 QUANTITY_WORDS = ("多少", "几", "how many", "how much", "몇", "얼마")
-# ...but how much one founder can get (能贷多少, 最多能拿几个, how much can I borrow) is a measure's question.
-_OWN_AMOUNT = re.compile(r"(?:能|可以|最多|最高|可)[^\s,.!?，。！？]{0,3}(?:多少|几)|how much can|얼마나.{0,6}수")
+# ...but how much one founder can get (能贷多少, 最多能拿几个, how much can I borrow; 奖金多少, the prize, the
+# interest, the limit) is a measure's question.
+_OWN_AMOUNT = re.compile(
+    r"(?:能|可以|最多|最高|可|奖金|补贴|利息|利率|额度)[^\s,.!?，。！？]{0,3}(?:多少|几)|how much can"
+    r"|how much (?:is|are) the (?:prize|award|subsid|interest|limit)"
+    r"|(?:상금|보조금|이자|금리|한도).{0,4}얼마|얼마나.{0,6}수"
+)
 CONFIDENT_SCORE = 6.0
 CONFIDENT_RATIO = 1.6
 LIST_RATIO = 0.45

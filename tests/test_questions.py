@@ -235,6 +235,7 @@ def test_a_question_that_shares_a_word_with_small_talk_is_a_question(message: st
     [
         ("创业担保贷款咋申请 能贷多少", 7),  # what one founder can get: the measure, not the city's loan target
         ("How much can I borrow with a startup guarantee loan?", 7),
+        ("创业大赛奖金多少", 24),  # the prize one founder wins: the competitions measure
         ("到2026年扶持多少人创业", TARGETS),
         ("威海一年要引多少青年人才", 11),  # a figure of measure 11's own (2万 a year), not a city target
         ("How many young talents does Weihai aim to attract each year?", 11),
