@@ -83,6 +83,8 @@ FIELD_WEIGHTS = {"title": 3.0, "keywords": 3.0, "questions": 2.0, "text": 1.0}
 _RUNS = re.compile(
     r"(?P<han>[\u3400-\u9fff]+)|(?P<hangul>[\uac00-\ud7a3]+)|(?P<latin>[a-z0-9](?:[a-z0-9+]|'(?=[a-z]))*)"
 )
+# Keywords of several English or Korean words (startup street, 창업 교육): Chinese keywords are words to jieba.
+_PHRASE_SCRIPTS = re.compile(r"[a-z0-9' \uac00-\ud7a3-]+")
 _AMERICAN = re.compile(r"iz(e|es|ed|ing|ation|ations)$")  # specialized -> specialised, as the content writes
 # Opening a shop of some kind (开个早餐店, 开家烧烤馆): the kind is the founder's situation, the shop is the topic.
 _OPENING_A_SHOP = re.compile(r"开(?:了|一)?[个家间]?[^开个家间去到在的了和跟发放展会]{1,4}?[店馆铺]")
@@ -215,6 +217,10 @@ def detect_lang(text: str) -> str | None:
     return None
 
 
+def _phrase_key(phrase: str) -> str:
+    return " ".join(_stem(word) for word in phrase.split())
+
+
 def _stem(word: str) -> str:
     word = _AMERICAN.sub(r"is\1", word)
     if word.endswith(("ss", "us", "is")):
@@ -265,6 +271,7 @@ class Analyzer:
             if len(word) > 1 and _ONLY_HAN.fullmatch(word):
                 sounds[_pinyin(word)].add(word)
         self.homophones = {sound: found.pop() for sound, found in sounds.items() if len(found) == 1}
+        self.phrases = {w: _any_phrase([w]) for w in words if " " in w and _PHRASE_SCRIPTS.fullmatch(w)}
 
     def analyze(self, text: str) -> tuple[str, list[Term]]:
         """The normalised text and its terms."""
@@ -277,6 +284,11 @@ class Analyzer:
                 terms += self._korean(run["hangul"], run.start())
             else:
                 terms += self._latin(run["latin"], run.start())
+        for phrase, pattern in self.phrases.items():
+            # A keyword of several words is a term of its own: "startup streets" says more than its words.
+            # (Tested as a substring first: one pattern of all the phrases would be several times slower.)
+            if phrase in text:
+                terms += [Term(_phrase_key(m[0]), 1.0, m.start(), m.end()) for m in pattern.finditer(text)]
         return text, terms
 
     def _replace_phrases(self, text: str) -> str:

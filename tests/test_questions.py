@@ -113,6 +113,15 @@ def test_a_korean_noun_that_ends_like_a_particle_stays_whole(index: QuestionInde
     assert keys == [["웨이하이"]] * 3
 
 
+def test_a_keyword_of_several_words_is_a_term_of_its_own(index: QuestionIndex) -> None:
+    """"startup streets" is measure 17's, though "streets" alone is an everyday word."""
+    question = "Does Weihai have designated startup streets where young entrepreneurs gather?"
+    keys = [t.key for t in index.analyzer.analyze(question)[1]]
+    assert "startup street" in keys
+    answer = index.answer(question)
+    assert answer.kind == "measure" and answer.hits[0].doc == 17
+
+
 def test_english_function_words_do_not_rank_the_measures(index: QuestionIndex) -> None:
     """'open' is in measure 2's text, but says nothing here: the competition decides."""
     answer = index.answer("When does the Weihai entrepreneurship competition open for applications?")
