@@ -606,6 +606,8 @@ class QuestionIndex:
         return words
 
     def _everyday_weight(self, word: str) -> float:
+        if " " in word:  # a keyword of several words is as everyday as its most specific word (집 앞: not very)
+            return max(self._everyday_weight(part) for part in word.split())
         information = self.analyzer.information(word)
         if information is None:
             return self.max_idf
