@@ -419,6 +419,28 @@ async def test_a_question_held_back_as_off_topic_is_logged_with_the_measure_it_w
     assert not any(m.question_hits or m.rejected for m in report.measures)
 
 
+class _FixedOdds:
+    """An off-topic model that finds every message equally doubtful."""
+
+    def __init__(self, odds: float) -> None:
+        self.odds = odds
+
+    def log_odds(self, text: str) -> float:
+        return self.odds
+
+
+def test_a_match_that_explains_all_of_a_message_takes_more_doubt_to_hold_back() -> None:
+    index = QuestionIndex(load_content(CONTENT))
+    index.off_topic = _FixedOdds(1.0)
+    explained = index.read("科研人员能离岗创业吗")  # every word of it is measure 12's
+    assert explained.answer.hits[0].doc == 12 and explained.hits[0].coverage >= 0.75
+    partly = index.read("小区门口梧桐树的毛飘得到处都是，过敏，谁管修剪")  # 小区 is measure 1's, the rest is not
+    assert partly.answer.kind == "none" and partly.answer.held_back is not None
+    assert partly.answer.held_back.doc == 1 and partly.answer.held_back.coverage < 0.75
+    index.off_topic = _FixedOdds(0.0)
+    assert index.read("小区门口梧桐树的毛飘得到处都是，过敏，谁管修剪").answer.hits[0].doc == 1
+
+
 async def test_not_what_i_asked_refers_only_to_the_users_own_questions(
     web_client: TestClient, services: Services
 ) -> None:
