@@ -69,6 +69,9 @@ _OWN_AMOUNT = re.compile(
     r"|(?:상금|보조금|이자|금리|한도).{0,4}얼마|얼마나.{0,6}수"
 )
 CONFIDENT_SCORE = 6.0
+# A message whose specific words weigh less than this together, with no confident match, names too little to
+# answer ("I want to start a business": start 0.7, business 0.3): the founder is asked what they need.
+VAGUE_WEIGHT = 1.5
 CONFIDENT_RATIO = 1.6
 LIST_RATIO = 0.45
 SMALL_TALK_PRIORITY = ("identity", "greeting", "thanks", "goodbye")
@@ -657,10 +660,13 @@ class QuestionIndex:
         normalized, terms = self.analyzer.analyze(text)
         meaningful = self._meaningful_words(normalized, terms)
         words = [(normalized[span.start : span.stop], weight) for span, weight in meaningful]
+        asks = any(t.is_word and t.key in self.asking for t in terms)
         if not meaningful and not self.analyzer.unknown_words(normalized):  # 我想创业, 怎么申请, help me
-            return Reading(Answer("vague", lang=lang, asks=any(t.is_word and t.key in self.asking for t in terms)))
+            return Reading(Answer("vague", lang=lang, asks=asks))
         hits = [h for h in self._search(normalized, terms, meaningful) if h.score >= MIN_SCORE]
         top = next((h for h in hits if _answerable(h)), None)
+        if self._says_little(normalized, meaningful, top):  # I want to start a business, 有什么政策
+            return Reading(Answer("vague", lang=lang, asks=asks), words, hits)
         if top is None:
             return Reading(Answer("none", lang=lang), words, hits)
         odds = self.off_topic.log_odds(text)
@@ -670,6 +676,18 @@ class QuestionIndex:
             hits,
             odds,
         )
+
+    def _says_little(self, normalized: str, meaningful: list[tuple[range, float]], top: Hit | None) -> bool:
+        """Whether a message names too little to be answered or to count as content missing: its words weigh
+        little, no match is confident, and it has neither words the assistant does not know nor a word of
+        something else than the plan."""
+        if sum(weight for _span, weight in meaningful) >= VAGUE_WEIGHT:
+            return False
+        if top is not None and top.score >= CONFIDENT_SCORE:
+            return False
+        if self.not_about_plan and self.not_about_plan.search(normalized):
+            return False
+        return not self.analyzer.unknown_words(normalized)
 
     def explain(self, text: str) -> list[str]:
         """How a message is read and answered, for admins improving the content (`content explain`)."""
