@@ -445,6 +445,7 @@ class QuestionIndex:
             for lang in LANGS:
                 words.update(normalize(k) for k in measure.search.keywords.get(lang))
         self.analyzer = Analyzer(synonyms, words, bigrams=bigrams, pinyin=pinyin)
+        self.topic_words = words | set(synonyms.values())  # the admins' keywords and synonyms, as terms' keys
         self.smalltalk_kinds = {
             normalize(phrase): kind for kind in SMALL_TALK_PRIORITY for phrase in getattr(content.smalltalk, kind)
         }
@@ -665,7 +666,7 @@ class QuestionIndex:
             return Reading(Answer("vague", lang=lang, asks=asks))
         hits = [h for h in self._search(normalized, terms, meaningful) if h.score >= MIN_SCORE]
         top = next((h for h in hits if _answerable(h)), None)
-        if self._says_little(normalized, meaningful, top):  # I want to start a business, 有什么政策
+        if self._says_little(normalized, terms, meaningful, top):  # I want to start a business, 有什么政策
             return Reading(Answer("vague", lang=lang, asks=asks), words, hits)
         if top is None:
             return Reading(Answer("none", lang=lang), words, hits)
@@ -677,11 +678,17 @@ class QuestionIndex:
             odds,
         )
 
-    def _says_little(self, normalized: str, meaningful: list[tuple[range, float]], top: Hit | None) -> bool:
+    def _says_little(
+        self, normalized: str, terms: list[Term], meaningful: list[tuple[range, float]], top: Hit | None
+    ) -> bool:
         """Whether a message names too little to be answered or to count as content missing: its words weigh
-        little, no match is confident, and it has neither words the assistant does not know nor a word of
-        something else than the plan."""
+        little and none is a keyword or synonym of the content ("funding" names a topic), no match is
+        confident, and it has neither words the assistant does not know nor a word of something else than
+        the plan."""
         if sum(weight for _span, weight in meaningful) >= VAGUE_WEIGHT:
+            return False
+        spans = {(span.start, span.stop) for span, _weight in meaningful}
+        if any(t.is_word and (t.start, t.end) in spans and t.key in self.topic_words for t in terms):
             return False
         if top is not None and top.score >= CONFIDENT_SCORE:
             return False

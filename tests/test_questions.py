@@ -330,6 +330,12 @@ def test_a_message_that_names_nothing_specific_is_asked_for_more(message: str, i
     assert index.answer(message).kind == "vague"
 
 
+def test_an_everyday_word_that_is_a_keyword_still_names_a_topic(index: QuestionIndex) -> None:
+    """ "funding" weighs little in everyday English, but it is one of the content's words: measures are offered."""
+    answer = index.answer("Is there any funding?")
+    assert answer.kind in ("list", "measure") and answer.hits[0].doc in (8, 9)
+
+
 def test_a_message_whose_topic_the_assistant_does_not_know_is_not_answered(index: QuestionIndex) -> None:
     """低保 is in no dictionary the assistant has: 申请条件 alone must not pick a measure for it."""
     assert index.answer("低保申请条件是啥").kind == "none"
