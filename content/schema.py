@@ -258,6 +258,15 @@ class SynonymsFile(Model):
         description="words that show a message is about something other than the plan (创业板 is a stock board): "
         "no measure is offered for a message containing one",
     )
+    other_places: list[NonEmpty] = Field(
+        default=[],
+        description="places that are not Weihai (烟台, Qingdao): a message that names one asks about that place's "
+        "policy, unless it names a place in Weihai or says the founder comes from there",
+    )
+    weihai_places: list[NonEmpty] = Field(default=[], description="Weihai and its districts (威海, 荣成, Rongcheng)")
+    coming_from: list[NonEmpty] = Field(
+        default=[], description="words that say a founder comes from another place (回, 从, back, from)"
+    )
 
 
 class SmallTalkFile(Model):

@@ -461,8 +461,10 @@ class QuestionIndex:
             for measure in content.measures.values()
             if any(measure.search.not_about.get(lang) for lang in LANGS)
         }
-        elsewhere = [normalize(p) for p in content.synonyms.not_about]
-        self.not_about_plan = _any_phrase(elsewhere) if elsewhere else None
+        self.not_about_plan = _any_phrase_or_none(content.synonyms.not_about)
+        self.other_places = _any_phrase_or_none(content.synonyms.other_places)
+        self.weihai_places = _any_phrase_or_none(content.synonyms.weihai_places)
+        self.coming_from = _any_phrase_or_none(content.synonyms.coming_from)
         self.avg_length = sum(sum(d.values()) for d in self.docs.values()) / len(self.docs)
         frequency: Counter[str] = Counter()
         for doc in self.docs.values():
@@ -539,7 +541,7 @@ class QuestionIndex:
     def _search(
         self, normalized: str, terms: list[Term], meaningful: list[tuple[range, float]], limit: int = 5
     ) -> list[Hit]:
-        if self.not_about_plan and self.not_about_plan.search(normalized):
+        if self._not_about_the_plan(normalized):
             return []
         query: dict[str, Term] = {}
         places: dict[str, set[int]] = defaultdict(set)  # every place a key stands, for a word said twice
@@ -692,9 +694,20 @@ class QuestionIndex:
             return False
         if top is not None and top.score >= CONFIDENT_SCORE:
             return False
-        if self.not_about_plan and self.not_about_plan.search(normalized):
+        if self._not_about_the_plan(normalized):
             return False
         return not self.analyzer.unknown_words(normalized)
+
+    def _not_about_the_plan(self, normalized: str) -> str | None:
+        """What shows that a message is about something the plan does not cover: a plan-wide not_about word,
+        or another place it asks about (烟台的创业补贴; not "从上海回来", nor "烟台和威海哪个好")."""
+        if self.not_about_plan and (found := self.not_about_plan.search(normalized)):
+            return found[0]
+        if not self.other_places or not (place := self.other_places.search(normalized)):
+            return None
+        if any(words and words.search(normalized) for words in (self.weihai_places, self.coming_from)):
+            return None
+        return place[0]
 
     def explain(self, text: str) -> list[str]:
         """How a message is read and answered, for admins improving the content (`content explain`)."""
@@ -708,9 +721,9 @@ class QuestionIndex:
             "words that say what it is about (weight): "
             + (", ".join(f"{w} ({weight:.1f})" for w, weight in reading.words) or "none")
         )
-        plan_wide = self.not_about_plan.search(normalized) if self.not_about_plan else None
+        plan_wide = self._not_about_the_plan(normalized)
         if plan_wide:
-            lines.append(f"plan-wide not_about word (synonyms.yaml): {plan_wide[0]}: no measure")
+            lines.append(f"plan-wide not_about word or another place (synonyms.yaml): {plan_wide}: no measure")
         kept_out = [f"{n} ({found[0]})" for n, words in self.not_about.items() if (found := words.search(normalized))]
         if kept_out:
             lines.append("measures' own not_about words found: " + ", ".join(kept_out))
@@ -835,6 +848,11 @@ def _message_features(normalized: str) -> set[str]:
     features.update(words)
     features.update(f"{a} {b}" for a, b in pairwise(words))
     return features
+
+
+def _any_phrase_or_none(phrases: Iterable[str]) -> re.Pattern[str] | None:
+    normalized = [normalize(p) for p in phrases]
+    return _any_phrase(normalized) if normalized else None
 
 
 def _any_phrase(phrases: Iterable[str], plurals: bool = True) -> re.Pattern[str]:

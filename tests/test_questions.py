@@ -572,6 +572,24 @@ PERSONAL_LOANS = [
 ]
 
 
+@pytest.mark.parametrize(
+    ("message", "measure"),
+    [
+        ("烟台大学生创业有啥补贴", None),  # another city's policy: this plan does not set it
+        ("What's the startup subsidy in Qingdao for college graduates?", None),
+        ("济南的创业担保贷款 在哪申请", None),
+        ("刚从上海回来想在老家开个民宿，创业担保贷款怎么申请？", 7),  # where the founder comes from
+        ("在青岛和威海之间选，威海的创业担保贷款怎么申请", 7),  # Weihai is named too
+    ],
+)
+def test_a_question_about_another_city_gets_no_measure(message: str, measure: int | None, index: QuestionIndex) -> None:
+    answer = index.answer(message)
+    if measure is None:
+        assert answer.kind == "none" and not answer.hits
+    else:
+        assert measure in [hit.doc for hit in answer.hits]
+
+
 @pytest.mark.parametrize("message", PERSONAL_LOANS)
 async def test_a_personal_loan_is_not_answered_with_the_startup_loan(
     web_client: TestClient, services: Services, message: str
