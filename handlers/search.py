@@ -721,9 +721,11 @@ class QuestionIndex:
             "words that say what it is about (weight): "
             + (", ".join(f"{w} ({weight:.1f})" for w, weight in reading.words) or "none")
         )
-        plan_wide = self._not_about_the_plan(normalized)
+        plan_wide = self.not_about_plan.search(normalized) if self.not_about_plan else None
         if plan_wide:
-            lines.append(f"plan-wide not_about word or another place (synonyms.yaml): {plan_wide}: no measure")
+            lines.append(f"plan-wide not_about word (synonyms.yaml): {plan_wide[0]}: no measure")
+        elif place := self._not_about_the_plan(normalized):
+            lines.append(f"another place (other_places in synonyms.yaml): {place}: no measure")
         kept_out = [f"{n} ({found[0]})" for n, words in self.not_about.items() if (found := words.search(normalized))]
         if kept_out:
             lines.append("measures' own not_about words found: " + ", ".join(kept_out))

@@ -542,9 +542,11 @@ async def test_admins_teach_the_assistant_what_the_plan_does_not_answer(tmp_path
 
 def test_admins_see_how_a_question_was_read(capsys: pytest.CaptureFixture[str]) -> None:
     messages = ["创业板开户需要什么条件", "创业担保贷款怎么申请", "How do I open a bank account as a foreigner here?"]
+    messages.append("烟台大学生创业有啥补贴")
     assert main(["content", "explain", "--path", str(CONTENT), *messages]) == 0
-    stock, loan, bank = capsys.readouterr().out.strip().split("\n\n")
+    stock, loan, bank, elsewhere = capsys.readouterr().out.strip().split("\n\n")
     assert "plan-wide not_about word (synonyms.yaml): 创业板" in stock
+    assert "another place (other_places in synonyms.yaml): 烟台: no measure" in elsewhere
     assert stock.endswith("answer: none")
     assert "match: measure 7 强化金融服务助力创业" in loan
     assert "创业担保贷款 (" in loan
