@@ -127,7 +127,8 @@ EN_STOPWORDS = frozenset(
 KO_STOPWORDS = frozenset(
     "있어요 있나요 있어 있는 있을까요 있습니까 어디 어디서 어디에 어떻게 해요 하나요 되나요 돼요 수 거 것 데 "
     "같은 좀 제가 저는 저 우리 뭐 무엇 언제 알려주세요 알려 주세요 싶어요 싶은데 하고 받고 받을 할 하면 "
-    "있다 없나요 없어요 그 이 저희 그냥 혹시 정말 너무 하는데 있는데 인데 근데 그런데 했는데".split()
+    "있다 없나요 없어요 그 이 저희 그냥 혹시 정말 너무 하는데 있는데 인데 근데 그런데 했는데 "
+    "받으려면 받으면 받아요 받나요 해야 하려면 되려면".split()
 )
 KO_PARTICLES = tuple(
     "에서 으로 에게 까지 부터 이나 이랑 한테 처럼 보다 은 는 이 가 을 를 에 의 도 로 와 과 랑 만".split()
@@ -135,7 +136,7 @@ KO_PARTICLES = tuple(
 # Verb endings after a noun (실패하면, 소개받을 수): the noun is what the message is about. Longest first.
 KO_ENDINGS = tuple(
     sorted(
-        "하면 하고 해서 하는 하려면 하려고 할 한 했어요 했는데 하다 합니다 해요 하나요 어요 아요 "
+        "하면 하고 해서 하는 하려면 하려고 할 한 했어요 했는데 하다 합니다 해요 하나요 해야 어요 아요 "
         "받을 받고 받는 받으려면 받으면 받다 받아요 받나요 되면 되는 된 되나요 돼요".split(),
         key=len,
         reverse=True,
