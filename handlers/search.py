@@ -278,7 +278,7 @@ class Analyzer:
             if len(word) > 1 and _ONLY_HAN.fullmatch(word):
                 sounds[_pinyin(word)].add(word)
         self.homophones = {sound: found.pop() for sound, found in sounds.items() if len(found) == 1}
-        self.phrases = {w: _any_phrase([w]) for w in words if " " in w and _PHRASE_SCRIPTS.fullmatch(w)}
+        self.phrases = [w for w in words if " " in w and _PHRASE_SCRIPTS.fullmatch(w)]
 
     def analyze(self, text: str) -> tuple[str, list[Term]]:
         """The normalised text and its terms."""
@@ -291,11 +291,11 @@ class Analyzer:
                 terms += self._korean(run["hangul"], run.start())
             else:
                 terms += self._latin(run["latin"], run.start())
-        for phrase, pattern in self.phrases.items():
+        for phrase in self.phrases:
             # A keyword of several words is a term of its own: "startup streets" says more than its words.
             # (Tested as a substring first: one pattern of all the phrases would be several times slower.)
             if phrase in text:
-                terms += [Term(_phrase_key(m[0]), 1.0, m.start(), m.end()) for m in pattern.finditer(text)]
+                terms += [Term(_phrase_key(m[0]), 1.0, m.start(), m.end()) for m in _phrase(phrase).finditer(text)]
         return text, terms
 
     def _replace_phrases(self, text: str) -> str:
@@ -851,6 +851,13 @@ def _message_features(normalized: str) -> set[str]:
     features.update(words)
     features.update(f"{a} {b}" for a, b in pairwise(words))
     return features
+
+
+@lru_cache(maxsize=4096)
+def _phrase(phrase: str) -> re.Pattern[str]:
+    """One keyword's pattern, compiled when a message first contains it (compiling them all would double the
+    time an index takes to build)."""
+    return _any_phrase([phrase])
 
 
 def _any_phrase_or_none(phrases: Iterable[str]) -> re.Pattern[str] | None:
