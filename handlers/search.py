@@ -446,7 +446,7 @@ class QuestionIndex:
             for lang in LANGS:
                 words.update(normalize(k) for k in measure.search.keywords.get(lang))
         self.analyzer = Analyzer(synonyms, words, bigrams=bigrams, pinyin=pinyin)
-        self.topic_words = words | set(synonyms.values())  # the admins' keywords and synonyms, as terms' keys
+        self.topic_words = words  # the admins' keywords and synonyms (each group's first word among them)
         self.smalltalk_kinds = {
             normalize(phrase): kind for kind in SMALL_TALK_PRIORITY for phrase in getattr(content.smalltalk, kind)
         }
@@ -457,11 +457,11 @@ class QuestionIndex:
         for measure in content.measures.values():
             self.docs[measure.number] = self._document(self._fields_of(measure))
         self.docs[TARGETS] = self._document(self._target_fields())
-        self.not_about = {
-            measure.number: _any_phrase(normalize(p) for lang in LANGS for p in measure.search.not_about.get(lang))
+        not_about = {
+            measure.number: _any_phrase_or_none(p for lang in LANGS for p in measure.search.not_about.get(lang))
             for measure in content.measures.values()
-            if any(measure.search.not_about.get(lang) for lang in LANGS)
         }
+        self.not_about = {number: pattern for number, pattern in not_about.items() if pattern}
         self.not_about_plan = _any_phrase_or_none(content.synonyms.not_about)
         self.other_places = _any_phrase_or_none(content.synonyms.other_places)
         self.weihai_places = _any_phrase_or_none(content.synonyms.weihai_places)
@@ -861,6 +861,7 @@ def _phrase(phrase: str) -> re.Pattern[str]:
 
 
 def _any_phrase_or_none(phrases: Iterable[str]) -> re.Pattern[str] | None:
+    """`_any_phrase` of the phrases as the search reads them, or None when there are none."""
     normalized = [normalize(p) for p in phrases]
     return _any_phrase(normalized) if normalized else None
 
