@@ -45,6 +45,7 @@ DICTIONARY = Path(__file__).resolve().parent / "data" / "jieba_top50k.txt"  # se
 TARGETS = 0  # the document id of the city targets; measures use their number
 K1, B = 1.2, 0.6
 PINYIN_WEIGHT = 0.35
+PINYIN = "py:"  # the prefix of a pinyin bigram's key
 BIGRAM_WEIGHT = 0.5
 MIN_SCORE = 2.8
 # The share of what a message says that a match must explain to be an answer, by the match's score: a weak
@@ -322,7 +323,7 @@ class Analyzer:
             if self.bigrams:
                 yield Term(a + b, BIGRAM_WEIGHT, offset + i, offset + i + 2)
             if self.pinyin:
-                yield Term(f"py:{sounds[i]}|{sounds[i + 1]}", PINYIN_WEIGHT, offset + i, offset + i + 2)
+                yield Term(f"{PINYIN}{sounds[i]}|{sounds[i + 1]}", PINYIN_WEIGHT, offset + i, offset + i + 2)
 
     def _correct_homophones(self, run: str, sounds: tuple[str, ...]) -> str:
         """A known word typed with one wrong character of the same pinyin (带款 for 贷款, 孚化器 for
@@ -546,12 +547,15 @@ class QuestionIndex:
             return []
         query: dict[str, Term] = {}
         places: dict[str, set[int]] = defaultdict(set)  # every place a key stands, for a word said twice
+        spans = [(t.start, t.end) for t in terms if t.is_word]
         for term in terms:
             if _LATIN.match(normalized[term.start]) and normalized[term.start : term.end] in self.function_words:
                 continue
             if term.key in self.idf and (term.key not in query or query[term.key].weight < term.weight):
                 query[term.key] = term
-            places[term.key].update(range(term.start, term.end))
+            # A pinyin bigram explains a typo inside a word, not a sound shared across two (li|zhao of 哪里招聘).
+            if not term.key.startswith(PINYIN) or any(start <= term.start and term.end <= end for start, end in spans):
+                places[term.key].update(range(term.start, term.end))
         # A long message tells a story before it asks ("厂子裁员了……听说有贴息的创业贷款，俺能贷吗"): a match
         # may explain the whole message or one of its clauses that says enough on its own.
         breaks = [0, *(b.start() for b in _CLAUSE_BREAKS.finditer(normalized)), len(normalized)]

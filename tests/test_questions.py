@@ -184,6 +184,11 @@ def test_a_word_said_twice_is_explained_both_times(index: QuestionIndex) -> None
     assert index.answer("I need a mentor, a real startup mentor").hits[0].doc == 20
 
 
+def test_a_sound_shared_across_two_words_explains_neither(index: QuestionIndex) -> None:
+    """哪里招(聘) sounds like 哪里找, which a measure says; it explains nothing of 招聘."""
+    assert all(hit.coverage < 0.5 for hit in index.search("威海哪里招聘多 想找个工作"))
+
+
 def test_numbers_tell_the_founders_situation_not_the_topic(index: QuestionIndex) -> None:
     plain = index.search("想当创业导师")[0]
     with_numbers = index.search("三十五岁了 干了二十年 想当创业导师")[0]
