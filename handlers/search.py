@@ -119,6 +119,8 @@ ZH_STOPWORDS = frozenset(
     "行不行 要不要 用不用 够不够 对不对 好不好 管不管 给不给 几条 几个 几家 几种 哪几个 哪几条 哪几种".split()
 )
 BIGRAM_STOP_CHARS = frozenset("的了吗呢吧啊呀呗么嘛哦啦我你他她它俺您这那个是在有想要能会啥咋怎")
+# Characters that stand alone in almost any sentence: a keyword is never mistyped as one of them.
+_FUNCTION_CHARS = BIGRAM_STOP_CHARS | {word for word in ZH_STOPWORDS if len(word) == 1} | set("点些着过")
 EN_STOPWORDS = frozenset(
     "a an the i im i'm me my we our you your is are am be been to of in on for at by with from and or "
     "do does did can could would should will how what where which who whom when why is there any some "
@@ -279,6 +281,14 @@ class Analyzer:
             if len(word) > 1 and _ONLY_HAN.fullmatch(word):
                 sounds[_pinyin(word)].add(word)
         self.homophones = {sound: found.pop() for sound, found in sounds.items() if len(found) == 1}
+        # Four-character keywords by each of their three-character shapes (揭榜?帅 -> 揭榜挂帅), for a
+        # character mistyped by its looks (挂师 for 挂帅) rather than its sound.
+        shapes: dict[str, set[str]] = defaultdict(set)
+        for word in words:
+            if len(word) == 4 and _ONLY_HAN.fullmatch(word) and not _FUNCTION_CHARS.intersection(word):
+                for i in range(4):
+                    shapes[word[:i] + "?" + word[i + 1 :]].add(word)
+        self.shapes = {shape: found.pop() for shape, found in shapes.items() if len(found) == 1}
         self.phrases = [w for w in words if " " in w and _PHRASE_SCRIPTS.fullmatch(w)]
 
     def analyze(self, text: str) -> tuple[str, list[Term]]:
@@ -312,6 +322,7 @@ class Analyzer:
     def _chinese(self, run: str, offset: int) -> Iterator[Term]:
         sounds = _pinyin(run)
         run = self._correct_homophones(run, sounds)
+        run = self._correct_shapes(run)
         for word, start, end in self.tokenizer.tokenize(run, mode="search", HMM=False):
             if word not in ZH_STOPWORDS and (len(word) > 1 or word in self.synonyms):
                 yield Term(self._canonical(word), 1.0, offset + start, offset + end)
@@ -336,6 +347,25 @@ class Analyzer:
                 typed = "".join(chars[i : i + size])
                 if word and sum(a != b for a, b in zip(word, typed, strict=True)) == 1 and not self.is_word(typed):
                     chars[i : i + size] = word
+        return "".join(chars)
+
+    def _correct_shapes(self, run: str) -> str:
+        """A four-character keyword typed with one other character that the segmenter leaves on its own
+        (揭榜挂师 -> 揭榜挂帅; not 创业大学, whose 学 is part of 大学, nor 的小企业, whose 的 is a function
+        character and 小企业 a word)."""
+        if len(run) < 4 or not self.shapes:
+            return run
+        alone = {start for word, start, _end in self.tokenizer.tokenize(run, HMM=False) if len(word) == 1}
+        chars = list(run)
+        for i in range(len(chars) - 3):
+            for j in range(4):
+                if i + j not in alone or chars[i + j] in _FUNCTION_CHARS:
+                    continue
+                if j in (0, 3) and self.is_word("".join(chars[i + 1 : i + 4] if j == 0 else chars[i : i + 3])):
+                    continue
+                word = self.shapes.get("".join(chars[i : i + j]) + "?" + "".join(chars[i + j + 1 : i + 4]))
+                if word and word[j] != chars[i + j]:
+                    chars[i : i + 4] = word
         return "".join(chars)
 
     def unknown_words(self, text: str) -> bool:

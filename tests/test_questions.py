@@ -134,6 +134,24 @@ def test_homophone_correction_leaves_real_words_alone(index: QuestionIndex) -> N
     assert "贷款" not in [t.key for t in index.analyzer.analyze("带宽不够")[1]], "带宽 is a word: not 贷款"
 
 
+def test_a_character_mistyped_by_its_looks_in_a_four_character_keyword_is_understood(index: QuestionIndex) -> None:
+    assert index.answer("揭榜挂师是啥 跟我们创业的有关系吗").hits[0].doc == 2  # 师 for 帅: alike, not homophones
+
+
+@pytest.mark.parametrize(
+    ("text", "not_read_as"),
+    [
+        ("我们是做渔具的小企业", "中小企业"),  # 的 is a function character, and 小企业 a word
+        ("想学点创业的本事", "学生创业"),  # 点 is a function character
+        ("园区招小企业和创业团队吗", "中小企业"),  # 小企业 is a word
+    ],
+)
+def test_a_function_character_or_a_word_is_not_taken_for_a_mistyped_keyword(
+    text: str, not_read_as: str, index: QuestionIndex
+) -> None:
+    assert not_read_as not in [t.key for t in index.analyzer.analyze(text)[1]]
+
+
 async def test_common_words_do_not_make_a_question_look_off_topic(web_client: TestClient) -> None:
     """'introduce' and 'low interest' are everyday words: the specific word (mentor, loan) decides."""
     (reply,) = await chat(web_client, text="창업 멘토 소개받을 수 있나요?")
