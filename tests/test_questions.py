@@ -174,7 +174,14 @@ async def test_off_topic_gets_an_honest_no_and_whom_to_ask(web_client: TestClien
 
 @pytest.mark.parametrize(
     ("message", "expected"),
-    [("你好", "你好！"), ("谢谢！", "不客气"), ("拜拜~", "再见"), ("好嘞，拜拜", "再见"), ("好的 明白了", "不客气")],
+    [
+        ("你好", "你好！"),
+        ("谢谢！", "不客气"),
+        ("拜拜~", "再见"),
+        ("好嘞，拜拜", "再见"),
+        ("好的 明白了", "不客气"),
+        ("哈哈哈哈", "你好！"),
+    ],
 )
 async def test_small_talk_gets_a_short_friendly_reply(web_client: TestClient, message: str, expected: str) -> None:
     (reply,) = await chat(web_client, text=message)
