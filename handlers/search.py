@@ -105,6 +105,7 @@ _NUMBER = re.compile(
 # Where a message's clauses part: punctuation, or a space between Chinese characters (the phone chat comma).
 _CLAUSE_BREAKS = re.compile(r"[,.!?;，。！？；、\n]|(?<=[\u3400-\u9fff]) (?=[\u3400-\u9fff])")
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
+_ACCENTED = re.compile(r"[\u00c0-\u024f]")  # Latin-1 and Latin Extended letters; not Hangul, which NFKD splits
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _ONLY_HAN = re.compile(r"[\u3400-\u9fff]+")
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
@@ -210,11 +211,17 @@ def _pinyin(text: str) -> tuple[str, ...]:
 
 
 def normalize(text: str) -> str:
-    """Full-width to half-width, traditional to simplified, lower case, single spaces."""
+    """Full-width to half-width, traditional to simplified, Latin letters without accents (café), lower case,
+    single spaces."""
     text = _SURROGATES.sub("", unicodedata.normalize("NFKC", text))
+    text = _ACCENTED.sub(_unaccented, text)
     if _CJK.search(text):
         text = _converter().convert(text)
     return " ".join(text.lower().split())
+
+
+def _unaccented(letter: re.Match[str]) -> str:
+    return unicodedata.normalize("NFKD", letter[0])[0]
 
 
 def detect_lang(text: str) -> str | None:

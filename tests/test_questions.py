@@ -99,6 +99,11 @@ def test_a_back_nasal_typed_for_a_front_one_is_corrected(index: QuestionIndex) -
     assert "专精特新" in [term.key for term in terms if term.is_word]
 
 
+def test_accented_latin_letters_are_read_as_plain_ones(index: QuestionIndex) -> None:
+    assert [t.key for t in index.analyzer.analyze("Café")[1]] == [t.key for t in index.analyzer.analyze("cafe")[1]]
+    assert index.analyzer.analyze("Café 创业")[0] == "cafe 创业"
+
+
 def test_a_korean_particle_does_not_hide_its_noun(index: QuestionIndex) -> None:
     answer = index.answer("창업 교육이나 강좌를 들을 수 있는 곳 있나요?")
     assert answer.hits[0].doc == 19  # 교육이나: 교육 and the particle 이나
