@@ -234,6 +234,11 @@ async def test_a_long_story_is_answered_by_the_clause_that_asks(web_client: Test
     assert "没有找到" in reply["text"]
 
 
+def test_a_long_story_around_a_measures_own_term_is_answered(index: QuestionIndex) -> None:
+    story = "我们公司做精密轴承十年了，客户都说技术不错，想往专精特新走，第一步该干啥"
+    assert index.answer(story).hits[0].doc == 21
+
+
 def test_spaces_part_the_clauses_of_a_chinese_message(index: QuestionIndex) -> None:
     """On a phone a space is the comma; a greeting says nothing about the topic."""
     story = "你好 俺是荣成的 在大连打了好几年工 今年想回来和媳妇开个小吃店 门面租好了 "
