@@ -119,7 +119,8 @@ ZH_STOPWORDS = frozenset(
     "那个 这种 那种 这些 那些 这样 那样 这么 那么 请问 请 问 可 不 没有 没 对 给 让 把 被 么 嘛 如果 因为 所以 "
     "但是 然后 现在 已经 自己 一些 有没有 "
     "能不能 可不可以 是不是 能否 是否 可否 还会 还能 推荐 知道 告诉 帮忙 帮我 觉得 应该 需要 一般 算不算 不算 算 "
-    "行不行 要不要 用不用 够不够 对不对 好不好 管不管 给不给 几条 几个 几家 几种 哪几个 哪几条 哪几种".split()
+    "行不行 要不要 用不用 够不够 对不对 好不好 管不管 给不给 几条 几个 几家 几种 哪几个 哪几条 哪几种 "
+    "学学 看看 问问 聊聊 试试 讲讲 想想 找找 查查 说说 谈谈 瞧瞧 唠唠 听听 了解了解 咨询咨询 打听打听".split()
 )
 BIGRAM_STOP_CHARS = frozenset("的了吗呢吧啊呀呗么嘛哦啦我你他她它俺您这那个是在有想要能会啥咋怎")
 # Characters that stand alone in almost any sentence: a keyword is never mistyped as one of them.

@@ -689,6 +689,7 @@ async def test_a_word_of_another_field_keeps_every_measure_out(
         ("俺们几家做渔具的小厂 想一块申报省级特色产业集群", 5),  # 俺们, 几家, 一块 say nothing about the topic
         ("How do I find a VC in Weihai?", 9),  # stopwords-iso lists "vc": the content's keywords win
         ("창업에 실패하면 지원해 주는 제도가 있나요?", 10),  # 주는 ("that gives") helps a verb, names nothing
+        ("厂里裁员我下岗了 想学学怎么开个店 有培训没", 19),  # 学学: "learn a little", a verb said twice
     ],
 )
 def test_endings_and_function_words_do_not_hide_what_a_question_is_about(
