@@ -329,10 +329,13 @@ class Analyzer:
     def _canonical(self, word: str) -> str:
         return self.synonyms.get(word, word)
 
+    def with_homophones_corrected(self, normalized: str) -> str:
+        """The normalised text with its keywords typed by their sound corrected (孚化器 -> 孵化器)."""
+        return _ONLY_HAN.sub(lambda run: self._correct_homophones(run[0], _pinyin(run[0])), normalized)
+
     def _chinese(self, run: str, offset: int) -> Iterator[Term]:
         sounds = _pinyin(run)
-        run = self._correct_homophones(run, sounds)
-        run = self._correct_shapes(run)
+        run = self._correct_shapes(self._correct_homophones(run, sounds))
         for word, start, end in self.tokenizer.tokenize(run, mode="search", HMM=False):
             if word not in ZH_STOPWORDS and (len(word) > 1 or word in self.synonyms):
                 yield Term(self._canonical(word), 1.0, offset + start, offset + end)
@@ -717,7 +720,7 @@ class QuestionIndex:
             return Reading(Answer("vague", lang=lang, asks=asks), words, hits)
         if top is None:
             return Reading(Answer("none", lang=lang), words, hits)
-        odds = self.off_topic.log_odds(text)
+        odds = self.off_topic.log_odds(text, read_as=self.analyzer.with_homophones_corrected(normalize(text)))
         return Reading(
             Answer("none", lang=lang, held_back=top) if odds > _veto_odds(top) else self._choose(text, top, hits, lang),
             words,
@@ -843,17 +846,20 @@ class OffTopicModel:
                     (off + NAIVE_BAYES_ALPHA) / (sizes[True] + 2 * NAIVE_BAYES_ALPHA)
                 ) - math.log((on + NAIVE_BAYES_ALPHA) / (sizes[False] + 2 * NAIVE_BAYES_ALPHA))
 
-    def log_odds(self, text: str) -> float:
+    def log_odds(self, text: str, read_as: str | None = None) -> float:
         """Above 0, the message is more like those not about the plan. The evidence is divided by the root of
         the number of known features, so a long story is not judged by its length. A message labelled
-        itself (but for punctuation, spaces and case) is what its label says."""
+        itself (but for punctuation, spaces and case) is what its label says. `read_as` is the message
+        normalised with the keywords typed by their sound corrected: its features are judged, so that a typo
+        (孚化器) is not taken for a word the plan does not use. (Not those typed by their looks: a guess from
+        three characters of four, 砸伤 read as 受伤, would judge a message on a word it does not say.)"""
         plain = normalize(text)
         key = _message_key(plain)
         if _holds(self.labelled_not_about, key):
             return math.inf
         if _holds(self.labelled_about, key):
             return -math.inf
-        known = [self.weights[b] for b in _buckets(plain) if self.known[b]]
+        known = [self.weights[b] for b in _buckets(read_as or plain) if self.known[b]]
         return self.prior + (sum(known) / math.sqrt(len(known)) if known else 0.0)
 
 

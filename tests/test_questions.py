@@ -16,7 +16,7 @@ from content.loader import load_content
 from content.store import ContentStore
 from handlers.actions import not_asked_action
 from handlers.core import TOPIC_TTL
-from handlers.search import TARGETS, QuestionIndex
+from handlers.search import TARGETS, QuestionIndex, normalize
 from storage.models import Inquiry
 from storage.questions import question_key
 from storage.reports import Period, demand_report
@@ -486,8 +486,16 @@ class _FixedOdds:
     def __init__(self, odds: float) -> None:
         self.odds = odds
 
-    def log_odds(self, text: str) -> float:
+    def log_odds(self, text: str, read_as: str | None = None) -> float:
         return self.odds
+
+
+def test_the_off_topic_model_reads_a_keyword_typed_by_its_sound_as_the_keyword(index: QuestionIndex) -> None:
+    typed = "请问威海哪有孚化器"
+    read_as = index.analyzer.with_homophones_corrected(normalize(typed))
+    assert read_as == "请问威海哪有孵化器"
+    assert index.off_topic.log_odds(typed, read_as=read_as) < index.off_topic.log_odds(typed) - 0.2
+    assert index.read(typed).off_topic == index.off_topic.log_odds(typed, read_as=read_as)
 
 
 def test_a_match_that_explains_all_of_a_message_takes_more_doubt_to_hold_back() -> None:
