@@ -368,17 +368,20 @@ class Analyzer:
         character and 小企业 a word)."""
         if len(run) < 4 or not self.shapes:
             return run
-        alone = {start for word, start, _end in self.tokenizer.tokenize(run, HMM=False) if len(word) == 1}
+        alone: set[int] | None = None  # segmented only when a keyword's shape is found: most runs have none
         chars = list(run)
         for i in range(len(chars) - 3):
             for j in range(4):
-                if i + j not in alone or chars[i + j] in _FUNCTION_CHARS:
+                word = self.shapes.get("".join(chars[i : i + j]) + "?" + "".join(chars[i + j + 1 : i + 4]))
+                if not word or word[j] == chars[i + j] or chars[i + j] in _FUNCTION_CHARS:
+                    continue
+                if alone is None:
+                    alone = {at for typed, at, _end in self.tokenizer.tokenize(run, HMM=False) if len(typed) == 1}
+                if i + j not in alone:
                     continue
                 if j in (0, 3) and self.is_word("".join(chars[i + 1 : i + 4] if j == 0 else chars[i : i + 3])):
                     continue
-                word = self.shapes.get("".join(chars[i : i + j]) + "?" + "".join(chars[i + j + 1 : i + 4]))
-                if word and word[j] != chars[i + j]:
-                    chars[i : i + 4] = word
+                chars[i : i + 4] = word
         return "".join(chars)
 
     def unknown_words(self, text: str) -> bool:
@@ -590,14 +593,15 @@ class QuestionIndex:
             return []
         query: dict[str, Term] = {}
         places: dict[str, set[int]] = defaultdict(set)  # every place a key stands, for a word said twice
-        spans = [(t.start, t.end) for t in terms if t.is_word]
+        # The places where a pinyin bigram lies inside a word (it starts there and the word goes on after it).
+        inside_words = {at for t in terms if t.is_word for at in range(t.start, t.end - 1)}
         for term in terms:
             if _LATIN.match(normalized[term.start]) and normalized[term.start : term.end] in self.function_words:
                 continue
             if term.key in self.idf and (term.key not in query or query[term.key].weight < term.weight):
                 query[term.key] = term
             # A pinyin bigram explains a typo inside a word, not a sound shared across two (li|zhao of 哪里招聘).
-            if not term.key.startswith(PINYIN) or any(start <= term.start and term.end <= end for start, end in spans):
+            if not term.key.startswith(PINYIN) or term.start in inside_words:
                 places[term.key].update(range(term.start, term.end))
         # A long message tells a story before it asks ("厂子裁员了……听说有贴息的创业贷款，俺能贷吗"): a match
         # may explain the whole message or one of its clauses that says enough on its own.
