@@ -260,6 +260,7 @@ def test_a_message_one_of_its_best_measures_is_not_about_gets_no_measure(index: 
     [
         ("你是机器人还是真人？", "identity"),
         ("你是真人还是机器人", "identity"),  # 是机器人 starts inside 还是: 机器人 is the phrase
+        ("你是人还是机器", "identity"),  # 机器, a word of the industry measure, alone with function words
         ("are you a human or a bot?", "identity"),
         ("로봇이에요?", "identity"),
         ("혹시 AI예요?", "identity"),  # a Latin word glued to a Korean ending
@@ -275,7 +276,7 @@ def test_small_talk_may_come_with_function_words(message: str, kind: str, index:
     "message",
     [
         *("this loan", "机器人创业能贷款吗", "human resources training", "客服电话多少"),
-        *("想在文登开个早餐店", "梅西和C罗谁更厉害"),
+        *("想在文登开个早餐店", "梅西和C罗谁更厉害", "想买几台机器开个加工厂"),
     ],
 )
 def test_a_question_that_shares_a_word_with_small_talk_is_a_question(message: str, index: QuestionIndex) -> None:
