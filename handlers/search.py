@@ -584,13 +584,13 @@ class QuestionIndex:
         """Documents ranked by relevance to `text`, best first, with the words that matched and
         how much of the message they cover."""
         normalized, terms = self.analyzer.analyze(text)
+        if self._not_about_the_plan(normalized):
+            return []
         return self._search(normalized, terms, self._meaningful_words(normalized, terms), limit)
 
     def _search(
         self, normalized: str, terms: list[Term], meaningful: list[tuple[range, float]], limit: int = 5
     ) -> list[Hit]:
-        if self._not_about_the_plan(normalized):
-            return []
         query: dict[str, Term] = {}
         places: dict[str, set[int]] = defaultdict(set)  # every place a key stands, for a word said twice
         # The places where a pinyin bigram lies inside a word (it starts there and the word goes on after it).
@@ -718,9 +718,10 @@ class QuestionIndex:
         asks = any(t.is_word and t.key in self.asking for t in terms)
         if not meaningful and not self.analyzer.unknown_words(normalized):  # 我想创业, 怎么申请, help me
             return Reading(Answer("vague", lang=lang, asks=asks))
-        hits = [h for h in self._search(normalized, terms, meaningful) if h.score >= MIN_SCORE]
+        elsewhere = self._not_about_the_plan(normalized) is not None  # 创业板, 烟台的创业补贴: no measure
+        hits = [] if elsewhere else [h for h in self._search(normalized, terms, meaningful) if h.score >= MIN_SCORE]
         top = next((h for h in hits if _answerable(h)), None)
-        if self._says_little(normalized, terms, meaningful, top):  # I want to start a business, 有什么政策
+        if not elsewhere and self._says_little(normalized, terms, meaningful, top):  # 有什么政策
             return Reading(Answer("vague", lang=lang, asks=asks), words, hits)
         if top is None:
             return Reading(Answer("none", lang=lang), words, hits)
@@ -737,16 +738,13 @@ class QuestionIndex:
     ) -> bool:
         """Whether a message names too little to be answered or to count as content missing: its words weigh
         little and none is a keyword or synonym of the content ("funding" names a topic), no match is
-        confident, and it has neither words the assistant does not know nor a word of something else than
-        the plan."""
+        confident, and it has no words the assistant does not know ("I want to start a business")."""
         if sum(weight for _span, weight in meaningful) >= VAGUE_WEIGHT:
             return False
         spans = {(span.start, span.stop) for span, _weight in meaningful}
         if any(t.is_word and (t.start, t.end) in spans and t.key in self.topic_words for t in terms):
             return False
         if top is not None and top.score >= CONFIDENT_SCORE:
-            return False
-        if self._not_about_the_plan(normalized):
             return False
         return not self.analyzer.unknown_words(normalized)
 
